@@ -1,0 +1,312 @@
+//! [`SseBody`]: an `http_body::Body` over a [`Subscription`] or any stream of events.
+//!
+//! * **First byte at once.** The body starts with a first frame (default `: ok\n\n`, or a
+//!   `retry:` hint), so a proxy or client sees the headers and first byte immediately.
+//! * **Coalescing.** Every frame that is ready when the server asks for data leaves as one chunk
+//!   (up to [`SseBody::max_chunk`] bytes), so a burst costs one write per wakeup instead of one
+//!   per event; a lone event is never held back waiting for company.
+//! * **Heartbeats.** After [`HubConfig::heartbeat`](crate::hub::HubConfig::heartbeat) of silence
+//!   (15 s by default) a comment frame goes out, so proxies keep the connection and dead peers are
+//!   detected. Real events reset the idle time. The timer is armed only when the stream goes idle
+//!   and is re-armed at most once per interval, so a busy stream costs no timer work and an idle
+//!   one a single entry in the runtime's timer wheel (no OS timer per connection).
+//! * **End.** The body ends after a terminal event, at hub shutdown (after a final frame), or
+//!   when a user stream ends.
+//!
+//! Requires a Tokio runtime with the time driver enabled when heartbeats are on.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use tokio::time::{Instant, Sleep};
+
+use crate::{Event, Frame, Subscription};
+
+/// Default most bytes coalesced into one body chunk.
+pub const DEFAULT_MAX_CHUNK: usize = 64 * 1024;
+
+/// A source of frames for an [`SseBody`].
+pub trait FrameSource: Unpin {
+    /// Appends ready frames to `buf` (up to about `max` bytes). `Ready(Some(n))`: `n > 0` frames
+    /// appended; `Ready(None)`: the source has ended; `Pending`: nothing ready, waker registered.
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<Option<usize>>;
+}
+
+impl FrameSource for Subscription {
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<Option<usize>> {
+        Subscription::poll_fill(self, cx, buf, max)
+    }
+}
+
+/// Something a user stream may yield: a ready [`Frame`] or an [`Event`] to encode.
+///
+/// An event that fails to encode (see [`EventError`](crate::EventError)) is not sent; a comment
+/// naming the error takes its place, so the stream is never corrupted.
+pub trait IntoFrame {
+    /// Converts into a frame.
+    fn into_frame(self) -> Frame;
+}
+
+impl IntoFrame for Frame {
+    fn into_frame(self) -> Frame {
+        self
+    }
+}
+
+impl IntoFrame for Event<'_> {
+    fn into_frame(self) -> Frame {
+        match self.encode() {
+            Ok(f) => f,
+            Err(e) => Frame::comment(&format!("event dropped: {e}")),
+        }
+    }
+}
+
+impl<T: IntoFrame, E: std::fmt::Display> IntoFrame for Result<T, E> {
+    fn into_frame(self) -> Frame {
+        match self {
+            Ok(t) => t.into_frame(),
+            Err(e) => Frame::comment(&format!("event dropped: {e}")),
+        }
+    }
+}
+
+/// A [`FrameSource`] over any `Stream` of [`IntoFrame`] items (events, frames, results).
+#[derive(Debug)]
+pub struct StreamSource<S> {
+    stream: S,
+}
+
+impl<S> StreamSource<S> {
+    /// Wraps `stream`.
+    pub fn new(stream: S) -> Self {
+        StreamSource { stream }
+    }
+}
+
+impl<S> FrameSource for StreamSource<S>
+where
+    S: Stream + Unpin,
+    S::Item: IntoFrame,
+{
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<Option<usize>> {
+        let mut n = 0;
+        while buf.len() < max {
+            match Pin::new(&mut self.stream).poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    buf.extend_from_slice(item.into_frame().as_bytes());
+                    n += 1;
+                }
+                Poll::Ready(None) if n == 0 => return Poll::Ready(None),
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        if n == 0 {
+            Poll::Pending
+        } else {
+            Poll::Ready(Some(n))
+        }
+    }
+}
+
+/// A streaming `text/event-stream` response body. See the [module docs](self).
+///
+/// ```
+/// use http_body_util::BodyExt;
+/// use sse_core::{Event, Hub, SseBody};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+/// let hub = Hub::new();
+/// let topic = hub.topic("t")?;
+/// let body = SseBody::new(hub.subscribe("t")?);
+/// topic.publish(Event::new().data("a"))?;
+/// topic.publish(Event::new().data("b"))?;
+/// topic.finish(Event::new().event("completed").data("c"))?;
+/// // Everything ready leaves as one chunk, after the first frame.
+/// let bytes = body.collect().await.unwrap().to_bytes();
+/// assert_eq!(bytes, &b": ok\n\ndata: a\nid: 1\n\ndata: b\nid: 2\n\nevent: completed\ndata: c\nid: 3\n\n"[..]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "a body does nothing unless polled by a server"]
+pub struct SseBody<S = Subscription> {
+    source: S,
+    first: Option<Bytes>,
+    buf: BytesMut,
+    max_chunk: usize,
+    heartbeat: Option<Duration>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    last_activity: Instant,
+    ended: bool,
+}
+
+impl<S> std::fmt::Debug for SseBody<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseBody")
+            .field("max_chunk", &self.max_chunk)
+            .field("heartbeat", &self.heartbeat)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+/// The first frame by default: a comment that tells the client it is subscribed.
+pub const FIRST_FRAME: &[u8] = b": ok\n\n";
+
+impl SseBody<Subscription> {
+    /// A body over a hub subscription, with the hub's heartbeat interval.
+    pub fn new(subscription: Subscription) -> Self {
+        let hb = subscription.hub.config.heartbeat;
+        SseBody::from_source(subscription).heartbeat(Some(hb))
+    }
+}
+
+impl<S> SseBody<StreamSource<S>>
+where
+    S: Stream + Unpin,
+    S::Item: IntoFrame,
+{
+    /// A body over any stream of events or frames, with 15 s heartbeats.
+    pub fn from_stream(stream: S) -> Self {
+        SseBody::from_source(StreamSource::new(stream))
+    }
+}
+
+impl<S: FrameSource> SseBody<S> {
+    /// A body over any [`FrameSource`], with 15 s heartbeats.
+    pub fn from_source(source: S) -> Self {
+        SseBody {
+            source,
+            first: Some(Bytes::from_static(FIRST_FRAME)),
+            buf: BytesMut::new(),
+            max_chunk: DEFAULT_MAX_CHUNK,
+            heartbeat: Some(Duration::from_secs(15)),
+            sleep: None,
+            last_activity: Instant::now(),
+            ended: false,
+        }
+    }
+
+    /// Replaces the first frame (for example with [`Frame::retry`]); `None` sends none.
+    pub fn first_frame(mut self, frame: Option<Frame>) -> Self {
+        self.first = frame.map(Frame::into_bytes);
+        self
+    }
+
+    /// Sets the heartbeat interval; `None` disables heartbeats.
+    pub fn heartbeat(mut self, interval: Option<Duration>) -> Self {
+        self.heartbeat = interval.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Sets the most bytes coalesced into one chunk (at least one frame is always sent).
+    pub fn max_chunk(mut self, bytes: usize) -> Self {
+        self.max_chunk = bytes.max(1);
+        self
+    }
+
+    /// The source (for example the subscription).
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// Polls for the next chunk of bytes. `Ready(None)` at the end.
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let first = self.first.take();
+        if let Some(f) = &first {
+            self.buf.extend_from_slice(f);
+        }
+        let max = self.max_chunk;
+        match self.source.poll_fill(cx, &mut self.buf, max) {
+            Poll::Ready(Some(_)) => {}
+            Poll::Ready(None) => {
+                self.ended = true;
+                self.sleep = None;
+            }
+            Poll::Pending => {
+                if first.is_none() {
+                    return self.poll_heartbeat(cx);
+                }
+            }
+        }
+        if self.buf.is_empty() {
+            return Poll::Ready(None);
+        }
+        if self.heartbeat.is_some() {
+            self.last_activity = Instant::now();
+        }
+        Poll::Ready(Some(self.buf.split().freeze()))
+    }
+
+    fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let Some(interval) = self.heartbeat else {
+            return Poll::Pending;
+        };
+        let due = self.last_activity + interval;
+        let sleep = match &mut self.sleep {
+            Some(s) => {
+                if s.deadline() != due {
+                    s.as_mut().reset(due);
+                }
+                s
+            }
+            None => self.sleep.insert(Box::pin(tokio::time::sleep_until(due))),
+        };
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.last_activity = Instant::now();
+                Poll::Ready(Some(Frame::heartbeat().into_bytes()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: FrameSource> http_body::Body for SseBody<S> {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        self.get_mut()
+            .poll_chunk(cx)
+            .map(|o| o.map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
+    }
+}
+
+impl<S: FrameSource> Stream for SseBody<S> {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_chunk(cx).map(|o| o.map(Ok))
+    }
+}

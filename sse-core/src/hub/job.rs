@@ -1,0 +1,109 @@
+//! [`JobPublisher`]: a typed handle for a job's progress, ending in `completed` or `failed`.
+
+use super::{PublishError, Topic};
+use crate::Event;
+
+/// Publishes one job's progress and its end.
+///
+/// A job topic carries `progress` events (conflated under the key `progress`: a late or slow
+/// client gets the latest), any other events, and exactly one terminal event. If the publisher
+/// is dropped without [`complete`](Self::complete) or [`fail`](Self::fail) — the worker panicked
+/// or returned early — the job is finished as failed with a clear reason, so that no browser
+/// waits forever on a dead job.
+///
+/// Usable from async code and from plain threads: publishing never blocks on subscribers and
+/// needs no runtime.
+///
+/// ```
+/// use sse_core::{Event, Hub};
+///
+/// let hub = Hub::new();
+/// let job = hub.job("transcode-7")?;
+/// std::thread::spawn(move || {
+///     for p in [25, 50, 75] {
+///         job.progress(&serde_json::json!({ "progress": p }))?;
+///     }
+///     job.complete(Event::new().event("complete").data("done"))
+/// })
+/// .join()
+/// .unwrap()?;
+/// assert!(hub.get_topic("transcode-7").unwrap().is_finished());
+/// # Ok::<(), sse_core::hub::PublishError>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "dropping a JobPublisher fails the job"]
+pub struct JobPublisher {
+    topic: Topic,
+    finished: bool,
+}
+
+impl JobPublisher {
+    pub(crate) fn new(topic: Topic) -> Self {
+        JobPublisher {
+            topic,
+            finished: false,
+        }
+    }
+
+    /// The job's topic.
+    pub fn topic(&self) -> &Topic {
+        &self.topic
+    }
+
+    /// The job id (its topic name).
+    pub fn id(&self) -> &str {
+        self.topic.name()
+    }
+
+    /// Publishes a `progress` event with JSON data, conflated under the key `progress`.
+    pub fn progress<T: serde::Serialize + Sync>(&self, value: &T) -> Result<u64, PublishError> {
+        self.topic
+            .publish_keyed("progress", Event::new().event("progress").json(value))
+    }
+
+    /// Publishes any event.
+    pub fn event(&self, event: Event<'_>) -> Result<u64, PublishError> {
+        self.topic.publish(event)
+    }
+
+    /// Publishes an event that becomes the job's latest state for `key`.
+    pub fn event_keyed(&self, key: &str, event: Event<'_>) -> Result<u64, PublishError> {
+        self.topic.publish_keyed(key, event)
+    }
+
+    /// Finishes the job with a terminal event (for example `event: completed`).
+    pub fn complete(mut self, event: Event<'_>) -> Result<u64, PublishError> {
+        self.finished = true;
+        self.topic.finish(event)
+    }
+
+    /// Finishes the job as failed: a terminal `failed` event with JSON data `{"error": reason}`.
+    pub fn fail(mut self, reason: &str) -> Result<u64, PublishError> {
+        self.finished = true;
+        self.topic.finish(failed_event(reason))
+    }
+
+    /// Finishes the job with a custom terminal failure event.
+    pub fn fail_with(mut self, event: Event<'_>) -> Result<u64, PublishError> {
+        self.finished = true;
+        self.topic.finish(event)
+    }
+}
+
+fn failed_event(reason: &str) -> Event<'_> {
+    Event::new().event("failed").json_owned(serde_json::json!({ "error": reason }))
+}
+
+impl Drop for JobPublisher {
+    fn drop(&mut self) {
+        if !self.finished && !self.topic.is_finished() {
+            let reason = if std::thread::panicking() {
+                "worker panicked before finishing the job"
+            } else {
+                "worker ended without finishing the job"
+            };
+            // Already finished by someone else is fine; nothing else can be done in a drop.
+            let _ = self.topic.finish(failed_event(reason));
+        }
+    }
+}

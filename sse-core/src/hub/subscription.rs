@@ -1,0 +1,428 @@
+//! [`Subscription`]: a cursor per topic into the topics' shared logs.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+
+use super::config::Policy;
+use super::cursor::write_composite;
+use super::topic::{Entry, TopicShared};
+use super::HubInner;
+use crate::frame::Frame;
+
+/// A live stream of frames from one or several topics.
+///
+/// A `Subscription` is a [`Stream`] of [`Frame`]s: the frames a new or resuming client needs
+/// first (a `gap` notice, the snapshot, or the replayed history), then live events as they are
+/// published. It ends after a topic's terminal event (for a multi-topic subscription: after
+/// every topic's terminal event), when a slow subscriber is disconnected by
+/// [`Policy::Disconnect`], when its topics are evicted, or at [`Hub::shutdown`](crate::Hub::shutdown)
+/// (after a final frame).
+///
+/// Its memory does not grow with the events it has not read: it holds one cursor per topic into
+/// the topics' shared logs. Dropping it unsubscribes at once.
+///
+/// For an HTTP response, wrap it in [`SseBody`](crate::SseBody), which writes all frames that are
+/// ready together as one chunk.
+#[must_use = "a Subscription delivers nothing unless polled"]
+pub struct Subscription {
+    pub(crate) hub: Arc<HubInner>,
+    pub(crate) topics: Vec<SubTopic>,
+    /// Frames to send before reading the logs (gap notices, snapshots), and frames read ahead by
+    /// the `Stream` implementation.
+    pub(crate) pending: VecDeque<Bytes>,
+    pub(crate) user: Option<Arc<str>>,
+    pub(crate) state: SubState,
+    /// Round-robin start, so one busy topic cannot starve the others.
+    rr: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SubState {
+    Live,
+    /// Ends once `pending` is drained.
+    Ending,
+    Ended,
+}
+
+pub(crate) struct SubTopic {
+    pub(crate) topic: Arc<TopicShared>,
+    /// Sequence of the next event to deliver.
+    pub(crate) next: u64,
+    pub(crate) slot: usize,
+    /// This topic's terminal event has been delivered (or the topic went away).
+    pub(crate) done: bool,
+    /// Events below this sequence are replays for this subscriber.
+    pub(crate) live_from: u64,
+}
+
+/// Where read frames go.
+pub(crate) trait Sink {
+    fn frame(&mut self, frame: &Bytes);
+    fn composite(&mut self, body: &[u8], id: &str);
+    fn full(&self) -> bool;
+}
+
+/// Copies frames into one buffer, up to a byte budget: the response body's coalescing.
+pub(crate) struct BufSink<'a> {
+    pub(crate) buf: &'a mut BytesMut,
+    pub(crate) max: usize,
+    pub(crate) frames: usize,
+}
+
+impl Sink for BufSink<'_> {
+    fn frame(&mut self, frame: &Bytes) {
+        self.buf.extend_from_slice(frame);
+        self.frames += 1;
+    }
+    fn composite(&mut self, body: &[u8], id: &str) {
+        self.buf.reserve(body.len() + id.len() + 6);
+        self.buf.extend_from_slice(body);
+        self.buf.extend_from_slice(b"id: ");
+        self.buf.extend_from_slice(id.as_bytes());
+        self.buf.extend_from_slice(b"\n\n");
+        self.frames += 1;
+    }
+    fn full(&self) -> bool {
+        self.buf.len() >= self.max
+    }
+}
+
+/// Queues frames by reference: the `Stream` implementation.
+struct QueueSink<'a> {
+    queue: &'a mut VecDeque<Bytes>,
+    frames: usize,
+}
+
+const STREAM_READ_AHEAD: usize = 64;
+
+impl Sink for QueueSink<'_> {
+    fn frame(&mut self, frame: &Bytes) {
+        self.queue.push_back(frame.clone());
+        self.frames += 1;
+    }
+    fn composite(&mut self, body: &[u8], id: &str) {
+        let mut b = BytesMut::with_capacity(body.len() + id.len() + 6);
+        b.extend_from_slice(body);
+        b.extend_from_slice(b"id: ");
+        b.extend_from_slice(id.as_bytes());
+        b.extend_from_slice(b"\n\n");
+        self.queue.push_back(b.freeze());
+        self.frames += 1;
+    }
+    fn full(&self) -> bool {
+        self.queue.len() >= STREAM_READ_AHEAD
+    }
+}
+
+/// The in-band notice that events were skipped.
+///
+/// `event: gap`, with JSON data `{"topic": …, "after": K, "resumed_at": M}`: the client had
+/// seen up to `after` (or asked to resume after it) and the next event it can get from the
+/// history is `resumed_at`; what lies between is lost to it, and the topic's snapshot follows.
+/// A gap event has no `id:`, so the client's last event id is unchanged by it.
+pub(crate) fn gap_frame(topic: &str, after: Option<u64>, resumed_at: u64) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Gap<'a> {
+        topic: &'a str,
+        after: Option<u64>,
+        resumed_at: u64,
+    }
+    let gap = Gap {
+        topic,
+        after,
+        resumed_at,
+    };
+    let encoded = crate::Event::new().event("gap").json(&gap).encode();
+    match encoded {
+        Ok(f) => f.into_bytes(),
+        Err(_) => Bytes::from_static(b"event: gap\ndata: {}\n\n"),
+    }
+}
+
+/// The frame every subscription receives when the hub shuts down: a comment, and a retry hint
+/// so that clients reconnect (to another instance) soon.
+pub(crate) const SHUTDOWN_FRAME: &[u8] = b": server shutting down\nretry: 1000\n\n";
+
+impl Subscription {
+    pub(crate) fn new(
+        hub: Arc<HubInner>,
+        topics: Vec<SubTopic>,
+        pending: VecDeque<Bytes>,
+        user: Option<Arc<str>>,
+        state: SubState,
+    ) -> Self {
+        Subscription {
+            hub,
+            topics,
+            pending,
+            user,
+            state,
+            rr: 0,
+        }
+    }
+
+    /// The names of the subscribed topics.
+    pub fn topics(&self) -> impl Iterator<Item = &str> {
+        self.topics.iter().map(|t| &*t.topic.name)
+    }
+
+    /// Whether the subscription has ended (it yields nothing more).
+    pub fn is_ended(&self) -> bool {
+        self.state == SubState::Ended
+    }
+
+    /// The composite id of the current positions (multi-topic), or the sequence of the last
+    /// delivered event (single topic).
+    pub fn last_event_id(&self) -> String {
+        if let [t] = &self.topics[..] {
+            return t.next.saturating_sub(1).to_string();
+        }
+        self.composite_id()
+    }
+
+    fn composite_id(&self) -> String {
+        let mut id = String::new();
+        write_composite(
+            &mut id,
+            self.topics
+                .iter()
+                .map(|t| (&*t.topic.name, t.next.saturating_sub(1))),
+        );
+        id
+    }
+
+    /// Appends every frame that is ready, up to about `max_bytes`, to `buf`, so that they can
+    /// leave in one write.
+    ///
+    /// Returns `Ready(Some(n))` with the number of frames appended (at least one),
+    /// `Ready(None)` when the subscription has ended, and `Pending` (with the waker registered)
+    /// when nothing is ready.
+    pub fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max_bytes: usize,
+    ) -> Poll<Option<usize>> {
+        let mut sink = BufSink {
+            buf,
+            max: max_bytes,
+            frames: 0,
+        };
+        while let Some(f) = self.pending.pop_front() {
+            sink.frame(&f);
+            if sink.full() {
+                break;
+            }
+        }
+        self.poll_read(cx, &mut sink);
+        match sink.frames {
+            0 if self.state == SubState::Ended => Poll::Ready(None),
+            0 => Poll::Pending,
+            n => Poll::Ready(Some(n)),
+        }
+    }
+
+    /// Reads the logs into `sink`; registers the waker when nothing is ready.
+    fn poll_read<S: Sink>(&mut self, cx: &mut Context<'_>, sink: &mut S) {
+        match self.state {
+            SubState::Ended => return,
+            SubState::Ending => {
+                if self.pending.is_empty() {
+                    self.finish();
+                }
+                return;
+            }
+            SubState::Live => {}
+        }
+        if self.hub.is_shutting_down() {
+            if !sink.full() {
+                sink.frame(&Bytes::from_static(SHUTDOWN_FRAME));
+                self.finish();
+            }
+            return;
+        }
+        let n = self.topics.len();
+        let mut delivered = 0u64;
+        let mut replayed = 0u64;
+        for k in 0..n {
+            if sink.full() {
+                break;
+            }
+            let i = (self.rr + k) % n;
+            if self.topics[i].done {
+                continue;
+            }
+            let outcome = self.read_topic(i, cx, sink, &mut delivered, &mut replayed);
+            if outcome == Outcome::Disconnect {
+                self.hub.counters.slow_disconnect(1);
+                self.finish();
+                break;
+            }
+        }
+        self.rr = (self.rr + 1) % n.max(1);
+        self.hub.counters.delivered(delivered);
+        self.hub.counters.replayed(replayed);
+        if self.state == SubState::Live && self.topics.iter().all(|t| t.done) {
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        self.state = SubState::Ended;
+        self.release();
+    }
+
+    /// Reads one topic's log under its lock.
+    fn read_topic<S: Sink>(
+        &mut self,
+        i: usize,
+        cx: &mut Context<'_>,
+        sink: &mut S,
+        delivered: &mut u64,
+        replayed: &mut u64,
+    ) -> Outcome {
+        let multi = self.topics.len() > 1;
+        let topic = Arc::clone(&self.topics[i].topic);
+        let mut st = topic.state.lock();
+        if st.removed {
+            self.topics[i].done = true;
+            return Outcome::Read;
+        }
+        let cfg = &topic.config;
+        let counters = &self.hub.counters;
+        let head = st.last_seq + 1;
+        let mut next = self.topics[i].next;
+        if next >= head {
+            st.register(self.topics[i].slot, cx.waker());
+            return Outcome::Empty;
+        }
+        let first = st.first_seq();
+        if next < first {
+            // The events this subscriber needs left the history.
+            if cfg.policy == Policy::Disconnect {
+                return Outcome::Disconnect;
+            }
+            sink.frame(&gap_frame(&topic.name, next.checked_sub(1), first));
+            counters.gap(1);
+            counters.dropped(first - next);
+            for e in st.snapshot_before(first) {
+                self.topics[i].next = e.seq + 1;
+                self.emit(&e, multi, sink);
+                *delivered += 1;
+            }
+            next = first;
+        }
+        let queue = cfg.queue as u64;
+        let mut conflating = false;
+        if head - next > queue {
+            match cfg.policy {
+                Policy::Disconnect => return Outcome::Disconnect,
+                Policy::DropOldest => {
+                    let skip_to = head - queue;
+                    sink.frame(&gap_frame(&topic.name, next.checked_sub(1), skip_to));
+                    counters.gap(1);
+                    counters.dropped(skip_to - next);
+                    next = skip_to;
+                }
+                Policy::Conflate => conflating = true,
+            }
+        }
+        let mut conflated = 0;
+        let live_from = self.topics[i].live_from;
+        while next < head && !sink.full() {
+            let Some(e) = st.entry(next) else { break };
+            next += 1;
+            if conflating && !e.terminal && st.superseded(e) {
+                conflated += 1;
+                continue;
+            }
+            self.topics[i].next = next;
+            self.emit(e, multi, sink);
+            *delivered += 1;
+            if e.seq < live_from {
+                *replayed += 1;
+            }
+            if e.terminal {
+                self.topics[i].done = true;
+                break;
+            }
+        }
+        self.topics[i].next = next;
+        counters.conflated(conflated);
+        Outcome::Read
+    }
+
+    fn emit<S: Sink>(&self, e: &Entry, multi: bool, sink: &mut S) {
+        if multi {
+            let id = self.composite_id();
+            sink.composite(&e.frame[..e.body_len as usize], &id);
+        } else {
+            sink.frame(&e.frame);
+        }
+    }
+
+    /// Leaves every topic: frees the waker slots and the limits' counts.
+    fn release(&mut self) {
+        for t in self.topics.drain(..) {
+            self.hub.leave_topic(&t.topic, t.slot);
+        }
+        if let Some(u) = self.user.take() {
+            self.hub.leave_user(&u);
+        }
+        self.hub.subscriber_released();
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Outcome {
+    Read,
+    Empty,
+    Disconnect,
+}
+
+impl Stream for Subscription {
+    type Item = Frame;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Frame>> {
+        let this = &mut *self;
+        if let Some(f) = this.pending.pop_front() {
+            return Poll::Ready(Some(Frame::from_bytes(f)));
+        }
+        let mut queue = std::mem::take(&mut this.pending);
+        let mut sink = QueueSink {
+            queue: &mut queue,
+            frames: 0,
+        };
+        this.poll_read(cx, &mut sink);
+        this.pending = queue;
+        match this.pending.pop_front() {
+            Some(f) => Poll::Ready(Some(Frame::from_bytes(f))),
+            None if this.state == SubState::Ended => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if self.state != SubState::Ended {
+            self.release();
+        }
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("topics", &self.topics().collect::<Vec<_>>())
+            .field("state", &self.state)
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}

@@ -1,0 +1,289 @@
+//! One topic: its shared log (history ring), snapshot, lifecycle and waiting subscribers.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::Waker;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use super::config::TopicConfig;
+use super::metrics::Counters;
+use crate::event::Encoded;
+
+/// One event in a topic's log.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) seq: u64,
+    /// The full frame, with the single-topic id (`id: seq`).
+    pub(crate) frame: Bytes,
+    /// Where the `id:` line starts: `frame[..body_len]` is the event without its id.
+    pub(crate) body_len: u32,
+    pub(crate) key: Option<Arc<str>>,
+    pub(crate) terminal: bool,
+    pub(crate) at: Instant,
+}
+
+/// Shared state of one topic.
+pub(crate) struct TopicShared {
+    pub(crate) name: Arc<str>,
+    pub(crate) config: TopicConfig,
+    pub(crate) owner: Option<Arc<str>>,
+    /// Created on demand by a subscriber: removed again when its last subscriber leaves before
+    /// anything was published.
+    pub(crate) lazy: bool,
+    pub(crate) state: Mutex<TopicState>,
+}
+
+pub(crate) struct TopicState {
+    pub(crate) ring: VecDeque<Entry>,
+    pub(crate) ring_bytes: usize,
+    /// Sequence of the last event appended (0: none yet).
+    pub(crate) last_seq: u64,
+    /// Latest event per conflation key, in no particular order (small: bounded by
+    /// `max_snapshot_keys`).
+    pub(crate) snapshot: Vec<Entry>,
+    pub(crate) terminal: Option<Entry>,
+    pub(crate) last_activity: Instant,
+    pub(crate) subscribers: usize,
+    /// Waker slots, one per subscription of this topic.
+    wakers: Vec<Option<Waker>>,
+    free: Vec<usize>,
+    /// Slots whose waker is set.
+    waiting: Vec<usize>,
+    /// Set once the topic is removed from the registry: its subscriptions end.
+    pub(crate) removed: bool,
+}
+
+/// Why an append was refused.
+#[derive(Debug)]
+pub(crate) enum AppendError {
+    Finished,
+    Encode(crate::EventError),
+}
+
+impl TopicShared {
+    pub(crate) fn new(
+        name: Arc<str>,
+        config: TopicConfig,
+        owner: Option<Arc<str>>,
+        lazy: bool,
+    ) -> Self {
+        TopicShared {
+            name,
+            config,
+            owner,
+            lazy,
+            state: Mutex::new(TopicState {
+                ring: VecDeque::new(),
+                ring_bytes: 0,
+                last_seq: 0,
+                snapshot: Vec::new(),
+                terminal: None,
+                last_activity: Instant::now(),
+                subscribers: 0,
+                wakers: Vec::new(),
+                free: Vec::new(),
+                waiting: Vec::new(),
+                removed: false,
+            }),
+        }
+    }
+
+    /// Appends one event. `make` encodes it once its sequence number is known, under the topic's
+    /// lock, so that ids are assigned in append order and an id written into the payload always
+    /// matches the event's SSE id.
+    pub(crate) fn append(
+        &self,
+        counters: &Counters,
+        key: Option<&str>,
+        terminal: bool,
+        seq: Option<u64>,
+        make: impl FnOnce(u64) -> Result<Encoded, crate::EventError>,
+    ) -> Result<u64, AppendError> {
+        let mut st = self.state.lock();
+        if st.terminal.is_some() {
+            return Err(AppendError::Finished);
+        }
+        let seq = match seq {
+            Some(s) => s,
+            None => st.last_seq + 1,
+        };
+        let enc = make(seq).map_err(AppendError::Encode)?;
+        if seq != st.last_seq + 1 {
+            // An injected sequence that skips ahead (a backplane that lost events): the ring
+            // must stay contiguous, so the old history can no longer be stitched to it.
+            counters.sub_history(st.ring_bytes);
+            st.ring.clear();
+            st.ring_bytes = 0;
+        }
+        let now = Instant::now();
+        let key: Option<Arc<str>> = key.map(|k| {
+            st.snapshot
+                .iter()
+                .find_map(|e| e.key.as_ref().filter(|ek| &***ek == k).cloned())
+                .unwrap_or_else(|| Arc::from(k))
+        });
+        let entry = Entry {
+            seq,
+            body_len: u32::try_from(enc.body_len).unwrap_or(u32::MAX),
+            frame: enc.frame.into_bytes(),
+            key,
+            terminal,
+            at: now,
+        };
+        let size = entry.frame.len();
+        if let Some(k) = &entry.key {
+            if let Some(slot) = st
+                .snapshot
+                .iter_mut()
+                .find(|e| e.key.as_deref() == Some(&**k))
+            {
+                *slot = entry.clone();
+            } else if st.snapshot.len() < self.config.max_snapshot_keys {
+                st.snapshot.push(entry.clone());
+            }
+        }
+        if terminal {
+            st.terminal = Some(entry.clone());
+        }
+        st.ring.push_back(entry);
+        st.ring_bytes += size;
+        st.last_seq = seq;
+        st.last_activity = now;
+        counters.add_history(size);
+        self.trim(&mut st, counters, now);
+        let wake = st.take_waiters();
+        drop(st);
+        counters.published(1);
+        for w in wake {
+            w.wake();
+        }
+        Ok(seq)
+    }
+
+    /// Applies the history bounds (count, bytes, age). The newest event always stays.
+    pub(crate) fn trim(&self, st: &mut TopicState, counters: &Counters, now: Instant) {
+        let c = &self.config;
+        while st.ring.len() > 1
+            && (st.ring.len() > c.history_len
+                || st.ring_bytes > c.history_bytes
+                || st
+                    .ring
+                    .front()
+                    .is_some_and(|e| now.saturating_duration_since(e.at) > c.history_age))
+        {
+            st.pop_front(counters);
+        }
+    }
+
+    /// Whether the topic can be evicted at `now`.
+    pub(crate) fn expired(
+        &self,
+        now: Instant,
+        finished_ttl: std::time::Duration,
+        idle_ttl: std::time::Duration,
+    ) -> bool {
+        let st = self.state.lock();
+        let idle = now.saturating_duration_since(st.last_activity);
+        if st.terminal.is_some() {
+            idle >= finished_ttl
+        } else {
+            st.subscribers == 0 && idle >= idle_ttl
+        }
+    }
+}
+
+impl TopicState {
+    pub(crate) fn pop_front(&mut self, counters: &Counters) {
+        if let Some(e) = self.ring.pop_front() {
+            self.ring_bytes -= e.frame.len();
+            counters.sub_history(e.frame.len());
+        }
+    }
+
+    /// Sequence of the oldest event still in the history (`last_seq + 1` when empty).
+    pub(crate) fn first_seq(&self) -> u64 {
+        self.ring.front().map_or(self.last_seq + 1, |e| e.seq)
+    }
+
+    pub(crate) fn entry(&self, seq: u64) -> Option<&Entry> {
+        let first = self.ring.front()?.seq;
+        let idx = usize::try_from(seq.checked_sub(first)?).ok()?;
+        self.ring.get(idx)
+    }
+
+    /// Snapshot entries older than `before`, in publish order: what a subscriber that starts at
+    /// `before` needs to know the topic's current state.
+    pub(crate) fn snapshot_before(&self, before: u64) -> Vec<Entry> {
+        let mut v: Vec<Entry> = self
+            .snapshot
+            .iter()
+            .filter(|e| e.seq < before && !e.terminal)
+            .cloned()
+            .collect();
+        v.sort_by_key(|e| e.seq);
+        v
+    }
+
+    /// Whether the event `seq` with `key` is superseded by a newer event with the same key.
+    pub(crate) fn superseded(&self, e: &Entry) -> bool {
+        match &e.key {
+            None => false,
+            Some(k) => self
+                .snapshot
+                .iter()
+                .any(|s| s.seq > e.seq && s.key.as_deref() == Some(&**k)),
+        }
+    }
+
+    pub(crate) fn add_slot(&mut self) -> usize {
+        self.subscribers += 1;
+        if let Some(i) = self.free.pop() {
+            i
+        } else {
+            self.wakers.push(None);
+            self.wakers.len() - 1
+        }
+    }
+
+    pub(crate) fn remove_slot(&mut self, slot: usize) {
+        self.subscribers -= 1;
+        if let Some(w) = self.wakers.get_mut(slot) {
+            *w = None;
+            self.free.push(slot);
+        }
+        if self.subscribers == 0 {
+            self.wakers.clear();
+            self.free.clear();
+            self.waiting.clear();
+        }
+    }
+
+    pub(crate) fn register(&mut self, slot: usize, waker: &Waker) {
+        if let Some(w) = self.wakers.get_mut(slot) {
+            match w {
+                Some(old) if old.will_wake(waker) => {}
+                Some(old) => old.clone_from(waker),
+                None => {
+                    *w = Some(waker.clone());
+                    self.waiting.push(slot);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn take_waiters(&mut self) -> Vec<Waker> {
+        if self.waiting.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(self.waiting.len());
+        for slot in self.waiting.drain(..) {
+            if let Some(w) = self.wakers.get_mut(slot).and_then(Option::take) {
+                out.push(w);
+            }
+        }
+        out
+    }
+}
