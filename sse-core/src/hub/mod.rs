@@ -368,7 +368,9 @@ impl Hub {
 
     /// Creates a topic (or returns the existing one) with `options`.
     pub fn create_topic(&self, name: &str, options: TopicOptions) -> Result<Topic, PublishError> {
-        let shared = self.inner.get_or_create(name, options.config, options.owner, false)?;
+        let shared = self
+            .inner
+            .get_or_create(name, options.config, options.owner, false)?;
         Ok(Topic {
             hub: self.clone(),
             shared,
@@ -792,7 +794,7 @@ impl HubInner {
                 .iter()
                 .map(|t| (t.state.lock().ring_bytes, t))
                 .collect();
-            by_size.sort_by(|a, b| b.0.cmp(&a.0));
+            by_size.sort_by_key(|(size, _)| std::cmp::Reverse(*size));
             for (_, t) in by_size {
                 let mut st = t.state.lock();
                 while st.ring.len() > 1
