@@ -128,7 +128,10 @@ mod tests {
     fn composite_round_trip() {
         let topics = ["plain", "a,b=c%d", "line\nbreak", "ünï", ""];
         let mut id = String::new();
-        write_composite(&mut id, topics.iter().enumerate().map(|(i, t)| (*t, i as u64)));
+        write_composite(
+            &mut id,
+            topics.iter().enumerate().map(|(i, t)| (*t, i as u64)),
+        );
         assert!(!id.contains(['\n', '\r', '\0']));
         let Cursor::Composite(parsed) = Cursor::parse(&id) else {
             panic!("not composite: {id}");

@@ -91,7 +91,9 @@ impl JobPublisher {
 }
 
 fn failed_event(reason: &str) -> Event<'_> {
-    Event::new().event("failed").json_owned(serde_json::json!({ "error": reason }))
+    Event::new()
+        .event("failed")
+        .json_owned(serde_json::json!({ "error": reason }))
 }
 
 impl Drop for JobPublisher {

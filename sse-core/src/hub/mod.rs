@@ -64,6 +64,7 @@ mod metrics;
 mod subscription;
 mod topic;
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -468,7 +469,7 @@ impl Hub {
         let cursor = opts.last_event_id.as_deref().map(Cursor::parse);
         let single = shared.len() == 1;
         let mut topics: Vec<SubTopic> = Vec::with_capacity(shared.len());
-        let mut initial: Vec<(usize, Vec<Bytes>, Vec<topic::Entry>)> = Vec::new();
+        let mut initial: Vec<(usize, Option<Bytes>, Vec<topic::Entry>)> = Vec::new();
         let mut all_finished_nothing_new = true;
         for (idx, t) in shared.into_iter().enumerate() {
             let mut st = t.state.lock();
@@ -488,7 +489,7 @@ impl Hub {
                 Some(Position::Id(s)) => Some(find_id(&st, s).unwrap_or(u64::MAX)),
                 None => None,
             };
-            let mut frames = Vec::new();
+            let mut gap = None;
             let mut entries = Vec::new();
             let next;
             match resume_after {
@@ -504,7 +505,7 @@ impl Hub {
                 Some(k) => {
                     // Older than the history, or never issued here: say so, then the state.
                     let after = (k != u64::MAX).then_some(k);
-                    frames.push(gap_frame(&t.name, after, head));
+                    gap = Some(gap_frame(&t.name, after, head));
                     self.inner.counters.gap(1);
                     entries = st.snapshot_before(head);
                     entries.extend(st.terminal.clone());
@@ -523,13 +524,13 @@ impl Hub {
             drop(st);
             topics.push(SubTopic {
                 topic: t,
-                next,
+                next: Cell::new(next),
                 slot,
-                done,
+                done: Cell::new(done),
                 live_from: head,
             });
-            if !frames.is_empty() || !entries.is_empty() {
-                initial.push((idx, frames, entries));
+            if gap.is_some() || !entries.is_empty() {
+                initial.push((idx, gap, entries));
             }
         }
         self.inner.counters.subscriber_added();
@@ -540,43 +541,15 @@ impl Hub {
             user,
             SubState::Live,
         );
-        if all_finished_nothing_new && sub.topics.iter().all(|t| t.done) {
+        if all_finished_nothing_new && sub.topics.iter().all(|t| t.done.get()) {
             drop(sub);
             return Err(SubscribeError::Finished);
         }
         // The frames a new or resuming subscriber needs first.
-        let multi = sub.topics.len() > 1;
-        let mut pending = VecDeque::new();
-        let mut delivered = 0;
-        for (idx, frames, entries) in initial {
-            pending.extend(frames);
-            let final_next = sub.topics[idx].next;
-            for e in entries {
-                if multi {
-                    sub.topics[idx].next = e.seq + 1;
-                    let mut id = String::new();
-                    cursor::write_composite(
-                        &mut id,
-                        sub.topics
-                            .iter()
-                            .map(|t| (&*t.topic.name, t.next.saturating_sub(1))),
-                    );
-                    let mut b = bytes::BytesMut::new();
-                    b.extend_from_slice(&e.frame[..e.body_len as usize]);
-                    b.extend_from_slice(b"id: ");
-                    b.extend_from_slice(id.as_bytes());
-                    b.extend_from_slice(b"\n\n");
-                    pending.push_back(b.freeze());
-                } else {
-                    pending.push_back(e.frame.clone());
-                }
-                delivered += 1;
-            }
-            sub.topics[idx].next = final_next;
+        for (idx, gap, entries) in initial {
+            sub.push_initial(idx, gap, &entries);
         }
-        self.inner.counters.delivered(delivered);
-        sub.pending = pending;
-        if sub.topics.iter().all(|t| t.done) {
+        if sub.topics.iter().all(|t| t.done.get()) {
             sub.state = SubState::Ending;
         }
         Ok(sub)

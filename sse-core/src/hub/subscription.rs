@@ -1,5 +1,6 @@
 //! [`Subscription`]: a cursor per topic into the topics' shared logs.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
@@ -52,11 +53,13 @@ pub(crate) enum SubState {
 
 pub(crate) struct SubTopic {
     pub(crate) topic: Arc<TopicShared>,
-    /// Sequence of the next event to deliver.
-    pub(crate) next: u64,
+    /// Sequence of the next event to deliver. A `Cell`, so that reading a topic's log under its
+    /// lock (which borrows `topic`) can advance the cursor, and composite ids can read every
+    /// cursor, without cloning the `Arc` on the hot path.
+    pub(crate) next: Cell<u64>,
     pub(crate) slot: usize,
     /// This topic's terminal event has been delivered (or the topic went away).
-    pub(crate) done: bool,
+    pub(crate) done: Cell<bool>,
     /// Events below this sequence are replays for this subscriber.
     pub(crate) live_from: u64,
 }
@@ -181,20 +184,9 @@ impl Subscription {
     /// delivered event (single topic).
     pub fn last_event_id(&self) -> String {
         if let [t] = &self.topics[..] {
-            return t.next.saturating_sub(1).to_string();
+            return t.next.get().saturating_sub(1).to_string();
         }
-        self.composite_id()
-    }
-
-    fn composite_id(&self) -> String {
-        let mut id = String::new();
-        write_composite(
-            &mut id,
-            self.topics
-                .iter()
-                .map(|t| (&*t.topic.name, t.next.saturating_sub(1))),
-        );
-        id
+        composite_id(&self.topics)
     }
 
     /// Appends every frame that is ready, up to about `max_bytes`, to `buf`, so that they can
@@ -255,7 +247,7 @@ impl Subscription {
                 break;
             }
             let i = (self.rr + k) % n;
-            if self.topics[i].done {
+            if self.topics[i].done.get() {
                 continue;
             }
             let outcome = self.read_topic(i, cx, sink, &mut delivered, &mut replayed);
@@ -268,7 +260,7 @@ impl Subscription {
         self.rr = (self.rr + 1) % n.max(1);
         self.hub.counters.delivered(delivered);
         self.hub.counters.replayed(replayed);
-        if self.state == SubState::Live && self.topics.iter().all(|t| t.done) {
+        if self.state == SubState::Live && self.topics.iter().all(|t| t.done.get()) {
             self.finish();
         }
     }
@@ -280,26 +272,28 @@ impl Subscription {
 
     /// Reads one topic's log under its lock.
     fn read_topic<S: Sink>(
-        &mut self,
+        &self,
         i: usize,
         cx: &mut Context<'_>,
         sink: &mut S,
         delivered: &mut u64,
         replayed: &mut u64,
     ) -> Outcome {
-        let multi = self.topics.len() > 1;
-        let topic = Arc::clone(&self.topics[i].topic);
+        let topics = &self.topics[..];
+        let multi = topics.len() > 1;
+        let sub = &topics[i];
+        let topic = &*sub.topic;
         let mut st = topic.state.lock();
         if st.removed {
-            self.topics[i].done = true;
+            sub.done.set(true);
             return Outcome::Read;
         }
         let cfg = &topic.config;
         let counters = &self.hub.counters;
         let head = st.last_seq + 1;
-        let mut next = self.topics[i].next;
+        let mut next = sub.next.get();
         if next >= head {
-            st.register(self.topics[i].slot, cx.waker());
+            st.register(sub.slot, cx.waker());
             return Outcome::Empty;
         }
         let first = st.first_seq();
@@ -312,8 +306,8 @@ impl Subscription {
             counters.gap(1);
             counters.dropped(first - next);
             for e in st.snapshot_before(first) {
-                self.topics[i].next = e.seq + 1;
-                self.emit(&e, multi, sink);
+                sub.next.set(e.seq + 1);
+                emit(topics, &e, multi, sink);
                 *delivered += 1;
             }
             next = first;
@@ -334,7 +328,6 @@ impl Subscription {
             }
         }
         let mut conflated = 0;
-        let live_from = self.topics[i].live_from;
         while next < head && !sink.full() {
             let Some(e) = st.entry(next) else { break };
             next += 1;
@@ -342,29 +335,41 @@ impl Subscription {
                 conflated += 1;
                 continue;
             }
-            self.topics[i].next = next;
-            self.emit(e, multi, sink);
+            sub.next.set(next);
+            emit(topics, e, multi, sink);
             *delivered += 1;
-            if e.seq < live_from {
+            if e.seq < sub.live_from {
                 *replayed += 1;
             }
             if e.terminal {
-                self.topics[i].done = true;
+                sub.done.set(true);
                 break;
             }
         }
-        self.topics[i].next = next;
+        sub.next.set(next);
+        drop(st);
         counters.conflated(conflated);
         Outcome::Read
     }
 
-    fn emit<S: Sink>(&self, e: &Entry, multi: bool, sink: &mut S) {
-        if multi {
-            let id = self.composite_id();
-            sink.composite(&e.frame[..e.body_len as usize], &id);
-        } else {
-            sink.frame(&e.frame);
+    /// Queues the frames a new or resuming subscriber needs first (gap notices, snapshot
+    /// entries of topic `i`), with the right ids.
+    pub(crate) fn push_initial(&mut self, i: usize, gap: Option<Bytes>, entries: &[Entry]) {
+        let mut queue = std::mem::take(&mut self.pending);
+        queue.extend(gap);
+        let mut sink = QueueSink {
+            queue: &mut queue,
+            frames: 0,
+        };
+        let multi = self.topics.len() > 1;
+        let cursor = self.topics[i].next.get();
+        for e in entries {
+            self.topics[i].next.set(e.seq + 1);
+            emit(&self.topics, e, multi, &mut sink);
         }
+        self.topics[i].next.set(cursor);
+        self.hub.counters.delivered(entries.len() as u64);
+        self.pending = queue;
     }
 
     /// Leaves every topic: frees the waker slots and the limits' counts.
@@ -377,6 +382,27 @@ impl Subscription {
         }
         self.hub.subscriber_released();
     }
+}
+
+/// Writes one log entry: the shared frame as is (single topic), or its body with a composite
+/// id of every topic's position (several topics).
+fn emit<S: Sink>(topics: &[SubTopic], e: &Entry, multi: bool, sink: &mut S) {
+    if multi {
+        sink.composite(&e.frame[..e.body_len as usize], &composite_id(topics));
+    } else {
+        sink.frame(&e.frame);
+    }
+}
+
+fn composite_id(topics: &[SubTopic]) -> String {
+    let mut id = String::new();
+    write_composite(
+        &mut id,
+        topics
+            .iter()
+            .map(|t| (&*t.topic.name, t.next.get().saturating_sub(1))),
+    );
+    id
 }
 
 #[derive(Debug, PartialEq, Eq)]
