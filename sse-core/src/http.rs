@@ -39,10 +39,7 @@ impl StreamHeaders {
     /// The headers, as name/value pairs.
     pub fn pairs(&self) -> [(HeaderName, HeaderValue); 4] {
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(EVENT_STREAM),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM)),
             (header::CACHE_CONTROL, self.cache_control.clone()),
             // nginx and similar proxies buffer responses unless told not to.
             (
@@ -52,7 +49,10 @@ impl StreamHeaders {
             // Compression middleware (tower-http's CompressionLayer, actix's Compress) leaves a
             // response alone that already declares an encoding; a compressor would otherwise
             // hold events back in its buffer.
-            (header::CONTENT_ENCODING, HeaderValue::from_static("identity")),
+            (
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static("identity"),
+            ),
         ]
     }
 
@@ -203,7 +203,9 @@ pub fn publish_status(err: &PublishError) -> StatusCode {
 
 /// Status, headers and a one-line plain-text body for a refused subscribe. A 204 has no body;
 /// a 401 carries `WWW-Authenticate: Bearer`.
-pub fn error_response_parts(err: &SubscribeError) -> (StatusCode, Vec<(HeaderName, HeaderValue)>, String) {
+pub fn error_response_parts(
+    err: &SubscribeError,
+) -> (StatusCode, Vec<(HeaderName, HeaderValue)>, String) {
     let status = status_for(err);
     let mut headers = Vec::new();
     if status == StatusCode::NO_CONTENT {
@@ -215,6 +217,9 @@ pub fn error_response_parts(err: &SubscribeError) -> (StatusCode, Vec<(HeaderNam
     ));
     if status == StatusCode::UNAUTHORIZED {
         headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+        headers.push((header::RETRY_AFTER, HeaderValue::from_static("1")));
     }
     (status, headers, format!("{err}\n"))
 }
@@ -244,7 +249,10 @@ mod tests {
 
     #[test]
     fn statuses() {
-        assert_eq!(status_for(&SubscribeError::Finished), StatusCode::NO_CONTENT);
+        assert_eq!(
+            status_for(&SubscribeError::Finished),
+            StatusCode::NO_CONTENT
+        );
         assert_eq!(
             status_for(&SubscribeError::UserLimit { limit: 1 }),
             StatusCode::TOO_MANY_REQUESTS

@@ -2,12 +2,17 @@
 //!
 //! * [`Event`] → [`Frame`]: spec-exact, validated encoding into shared [`bytes::Bytes`].
 //! * [`Decoder`]: an incremental, spec-conformant event-stream parser.
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![forbid(unsafe_code)]
 
+pub mod body;
 pub mod decode;
 pub mod event;
 pub mod frame;
+pub mod http;
+pub mod hub;
 
-pub use decode::{DecodedEvent, Decoder};
+pub use body::SseBody;
+pub use decode::{DecodeStream, DecodedEvent, Decoder};
 pub use event::{Event, EventError, Field, ForbiddenChar};
 pub use frame::Frame;
+pub use hub::{Hub, JobPublisher, Subscription, Topic};

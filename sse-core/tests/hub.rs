@@ -103,8 +103,11 @@ fn gap_then_snapshot_when_older_than_history() {
         .build();
     let t = hub.topic("t").unwrap();
     for i in 0..20 {
-        t.publish_keyed("progress", Event::new().event("progress").data(i.to_string()))
-            .unwrap();
+        t.publish_keyed(
+            "progress",
+            Event::new().event("progress").data(i.to_string()),
+        )
+        .unwrap();
         t.publish(ev("other")).unwrap();
     }
     let mut s = hub
@@ -125,8 +128,11 @@ fn snapshot_for_new_subscriber() {
     t.publish_keyed("status", Event::new().event("status").data("queued"))
         .unwrap();
     for p in 0..5 {
-        t.publish_keyed("progress", Event::new().event("progress").data(p.to_string()))
-            .unwrap();
+        t.publish_keyed(
+            "progress",
+            Event::new().event("progress").data(p.to_string()),
+        )
+        .unwrap();
     }
     t.publish(ev("log line")).unwrap();
     let mut s = hub.subscribe("t").unwrap();
@@ -141,7 +147,9 @@ fn multi_topic_composite_ids_resume() {
     let hub = Hub::new();
     let a = hub.topic("a").unwrap();
     let b = hub.topic("b,x").unwrap();
-    let mut s = hub.subscribe(SubscribeOptions::topics(["a", "b,x"])).unwrap();
+    let mut s = hub
+        .subscribe(SubscribeOptions::topics(["a", "b,x"]))
+        .unwrap();
     a.publish(ev("a1")).unwrap();
     b.publish(ev("b1")).unwrap();
     a.publish(ev("a2")).unwrap();
@@ -171,10 +179,17 @@ fn limits_and_access_hook() {
             (None, _) => Access::Allow,
         })
         .build();
-    hub.create_topic("j", TopicOptions::new().owner("alice")).unwrap();
+    hub.create_topic("j", TopicOptions::new().owner("alice"))
+        .unwrap();
     let opts = |u: &str| SubscribeOptions::topic("j").user(u);
-    assert_eq!(hub.subscribe(opts("bob")).unwrap_err(), SubscribeError::NotFound);
-    assert_eq!(hub.subscribe("j").unwrap_err(), SubscribeError::Unauthenticated);
+    assert_eq!(
+        hub.subscribe(opts("bob")).unwrap_err(),
+        SubscribeError::NotFound
+    );
+    assert_eq!(
+        hub.subscribe("j").unwrap_err(),
+        SubscribeError::Unauthenticated
+    );
     let s1 = hub.subscribe(opts("alice")).unwrap();
     let _s2 = hub.subscribe(opts("alice")).unwrap();
     assert_eq!(
@@ -244,7 +259,10 @@ async fn shutdown_ends_every_subscription() {
     }
     drop(subs);
     assert!(waiter.await.unwrap());
-    assert_eq!(hub.subscribe("t").unwrap_err(), SubscribeError::ShuttingDown);
+    assert_eq!(
+        hub.subscribe("t").unwrap_err(),
+        SubscribeError::ShuttingDown
+    );
 }
 
 #[test]
@@ -271,19 +289,28 @@ fn frames_are_shared_not_copied() {
 fn policies_bound_slow_subscribers() {
     for policy in [Policy::Conflate, Policy::DropOldest, Policy::Disconnect] {
         let hub = Hub::builder()
-            .topic_config(TopicConfig::default().policy(policy).queue(8).history_len(64))
+            .topic_config(
+                TopicConfig::default()
+                    .policy(policy)
+                    .queue(8)
+                    .history_len(64),
+            )
             .build();
         let t = hub.topic("t").unwrap();
         let mut slow = hub.subscribe("t").unwrap();
         for i in 0..1000 {
-            t.publish_keyed("progress", Event::new().event("progress").data(i.to_string()))
-                .unwrap();
+            t.publish_keyed(
+                "progress",
+                Event::new().event("progress").data(i.to_string()),
+            )
+            .unwrap();
             if i % 100 == 0 {
                 t.publish(Event::new().event("milestone").data(i.to_string()))
                     .unwrap();
             }
         }
-        t.finish(Event::new().event("completed").data("done")).unwrap();
+        t.finish(Event::new().event("completed").data("done"))
+            .unwrap();
         assert!(hub.metrics().history_bytes < 64 * 64, "{policy:?}");
         let (evs, ended) = drain(&mut slow);
         assert!(ended, "{policy:?}");
@@ -315,4 +342,18 @@ fn policies_bound_slow_subscribers() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn shutdown_delivers_what_was_published_before_it() {
+    let hub = Hub::new();
+    let t = hub.topic("t").unwrap();
+    let mut s = hub.subscribe("t").unwrap();
+    t.publish(ev("a")).unwrap();
+    hub.begin_shutdown();
+    let a = s.next().await.unwrap();
+    assert_eq!(a.as_bytes(), &b"data: a\nid: 1\n\n"[..]);
+    let last = s.next().await.unwrap();
+    assert!(last.as_bytes().starts_with(b": server shutting down"));
+    assert!(s.next().await.is_none());
 }

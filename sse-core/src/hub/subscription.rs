@@ -232,13 +232,6 @@ impl Subscription {
             }
             SubState::Live => {}
         }
-        if self.hub.is_shutting_down() {
-            if !sink.full() {
-                sink.frame(&Bytes::from_static(SHUTDOWN_FRAME));
-                self.finish();
-            }
-            return;
-        }
         let n = self.topics.len();
         let mut delivered = 0u64;
         let mut replayed = 0u64;
@@ -261,6 +254,11 @@ impl Subscription {
         self.hub.counters.delivered(delivered);
         self.hub.counters.replayed(replayed);
         if self.state == SubState::Live && self.topics.iter().all(|t| t.done.get()) {
+            self.finish();
+        } else if self.state == SubState::Live && self.hub.is_shutting_down() && !sink.full() {
+            // Deliver what was published before the shutdown (a terminal event among it), then
+            // the final frame.
+            sink.frame(&Bytes::from_static(SHUTDOWN_FRAME));
             self.finish();
         }
     }
