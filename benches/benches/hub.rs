@@ -44,7 +44,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        ALLOCATED.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -142,5 +145,55 @@ fn idle_memory(_: &mut Criterion) {
     drop(rx);
 }
 
-criterion_group!(benches, fan_out, idle_memory);
+/// 100k idle response bodies with heartbeats on: the cost of arming their timers (one poll each,
+/// as a server does when a stream goes idle), the heap they hold while idle, and one heartbeat
+/// round when the interval elapses (on a paused clock, so the bench does not wait 15 s).
+fn idle_heartbeats(_: &mut Criterion) {
+    const N: usize = 100_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let hub = Hub::builder()
+            .heartbeat(std::time::Duration::from_secs(15))
+            .build();
+        hub.topic("idle").unwrap();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let before = ALLOCATED.load(Ordering::Relaxed);
+        let mut bodies: Vec<_> = (0..N)
+            .map(|_| sse_core::SseBody::new(hub.subscribe("idle").unwrap()))
+            .collect();
+        // The first poll sends `: ok`; the second finds nothing and arms the heartbeat timer.
+        for b in &mut bodies {
+            let _ = b.poll_chunk(&mut cx);
+        }
+        let start = std::time::Instant::now();
+        for b in &mut bodies {
+            assert!(b.poll_chunk(&mut cx).is_pending());
+        }
+        let arm = start.elapsed();
+        let after = ALLOCATED.load(Ordering::Relaxed);
+        tokio::time::advance(std::time::Duration::from_secs(15)).await;
+        let start = std::time::Instant::now();
+        let mut beats = 0;
+        for b in &mut bodies {
+            if let Poll::Ready(Some(_)) = b.poll_chunk(&mut cx) {
+                beats += 1;
+            }
+        }
+        let round = start.elapsed();
+        println!(
+            "100k idle bodies: arming heartbeats {:.0} ns/body, idle heap {:.0} bytes/body \
+             (subscription + body + timer), one heartbeat round {:.0} ns/body ({beats} sent)",
+            arm.as_nanos() as f64 / N as f64,
+            (after - before) as f64 / N as f64,
+            round.as_nanos() as f64 / N as f64,
+        );
+    });
+}
+
+criterion_group!(benches, fan_out, idle_memory, idle_heartbeats);
 criterion_main!(benches);

@@ -1,1 +1,231 @@
-//! placeholder
+//! [axum] adapter for [`sse_core`]: event-stream responses, subscribe rejections, extractors
+//! and graceful shutdown.
+//!
+//! ```no_run
+//! use axum::{extract::{Path, State}, routing::get, Router};
+//! use sse_axum::{LastEventId, SseResponse, SubscribeRejection};
+//! use sse_core::{hub::SubscribeOptions, Hub};
+//!
+//! async fn events(
+//!     State(hub): State<Hub>,
+//!     Path(topic): Path<String>,
+//!     LastEventId(last): LastEventId,
+//! ) -> Result<SseResponse, SubscribeRejection> {
+//!     // 200 + event stream, or 204 / 404 / 429 / 401 / 403 / 503 from the hub's answer.
+//!     sse_axum::subscribe(&hub, SubscribeOptions::topic(topic).last_event_id(last))
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let hub = Hub::new();
+//! let app = Router::new()
+//!     .route("/events/{topic}", get(events))
+//!     .with_state(hub.clone());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app)
+//!     // On Ctrl-C: every open stream gets a final frame and ends, so the server can exit.
+//!     .with_graceful_shutdown(sse_axum::shutdown_signal(hub, async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     }))
+//!     .await
+//! # }
+//! ```
+//!
+//! A user stream (for example one job streamed as the response to its upload) becomes a
+//! response with [`SseResponse::from_stream`].
+
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use futures_core::Stream;
+use http::request::Parts;
+use http::HeaderValue;
+use sse_core::body::{FrameSource, IntoFrame, StreamSource};
+use sse_core::http::{Negotiated, StreamHeaders};
+use sse_core::hub::{SubscribeError, SubscribeOptions};
+use sse_core::{Frame, Hub, SseBody, Subscription};
+
+pub use sse_core;
+
+/// An event-stream response: `200`, the headers of [`sse_core::http::stream_headers`] and an
+/// [`SseBody`] (first frame at once, coalesced chunks, heartbeats).
+///
+/// Built from a hub [`Subscription`] ([`SseResponse::new`], or [`subscribe`]) or from any
+/// stream of events ([`SseResponse::from_stream`]).
+#[must_use = "a response does nothing unless returned from a handler"]
+#[derive(Debug)]
+pub struct SseResponse<S = Subscription> {
+    body: SseBody<S>,
+    headers: StreamHeaders,
+}
+
+impl SseResponse<Subscription> {
+    /// A response streaming `subscription`, with the hub's heartbeat interval.
+    pub fn new(subscription: Subscription) -> Self {
+        SseResponse::from_body(SseBody::new(subscription))
+    }
+}
+
+impl<S> SseResponse<StreamSource<S>>
+where
+    S: Stream + Unpin,
+    S::Item: IntoFrame,
+{
+    /// A response streaming any stream of [`Event`](sse_core::Event)s, [`Frame`]s or
+    /// `Result`s of them (an `Err` becomes a comment), with 15 s heartbeats. The body ends when
+    /// the stream ends.
+    ///
+    /// The stream must be `Unpin`: wrap others in `Box::pin`.
+    pub fn from_stream(stream: S) -> Self {
+        SseResponse::from_body(SseBody::from_stream(stream))
+    }
+}
+
+impl<S: FrameSource> SseResponse<S> {
+    /// A response over a body configured by hand.
+    pub fn from_body(body: SseBody<S>) -> Self {
+        SseResponse {
+            body,
+            headers: StreamHeaders::default(),
+        }
+    }
+
+    /// Replaces the first frame (default `: ok`), for example with
+    /// [`Frame::retry`]; `None` sends none, so the first byte waits for the first event.
+    pub fn first_frame(mut self, frame: Option<Frame>) -> Self {
+        self.body = self.body.first_frame(frame);
+        self
+    }
+
+    /// Sends a `retry:` hint (the client's reconnection delay) as the first frame.
+    pub fn retry(self, delay: Duration) -> Self {
+        self.first_frame(Some(Frame::retry(delay)))
+    }
+
+    /// Sets the heartbeat interval; `None` disables heartbeats.
+    pub fn heartbeat(mut self, interval: Option<Duration>) -> Self {
+        self.body = self.body.heartbeat(interval);
+        self
+    }
+
+    /// Sets the most bytes coalesced into one body chunk.
+    pub fn max_chunk(mut self, bytes: usize) -> Self {
+        self.body = self.body.max_chunk(bytes);
+        self
+    }
+
+    /// Replaces the `Cache-Control` value (default `no-cache`).
+    pub fn cache_control(mut self, value: HeaderValue) -> Self {
+        self.headers = self.headers.cache_control(value);
+        self
+    }
+
+    /// The body, for use outside axum.
+    pub fn into_body(self) -> SseBody<S> {
+        self.body
+    }
+}
+
+impl<S> IntoResponse for SseResponse<S>
+where
+    S: FrameSource + Send + 'static,
+{
+    fn into_response(self) -> Response {
+        let mut res = Response::new(Body::new(self.body));
+        self.headers.apply(res.headers_mut());
+        res
+    }
+}
+
+/// Subscribes with `options` and turns the outcome into a response: an [`SseResponse`], or a
+/// [`SubscribeRejection`] (204, 404, 429, 401, 403, 400 or 503).
+pub fn subscribe(
+    hub: &Hub,
+    options: impl Into<SubscribeOptions>,
+) -> Result<SseResponse, SubscribeRejection> {
+    Ok(SseResponse::new(hub.subscribe(options)?))
+}
+
+/// A refused subscribe as a response; see [`sse_core::http::error_response_parts`] for the
+/// status of each [`SubscribeError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeRejection(pub SubscribeError);
+
+impl From<SubscribeError> for SubscribeRejection {
+    fn from(err: SubscribeError) -> Self {
+        SubscribeRejection(err)
+    }
+}
+
+impl fmt::Display for SubscribeRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SubscribeRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl IntoResponse for SubscribeRejection {
+    fn into_response(self) -> Response {
+        let (status, headers, body) = sse_core::http::error_response_parts(&self.0);
+        let mut res = Response::new(Body::from(body));
+        *res.status_mut() = status;
+        res.headers_mut().extend(headers);
+        res
+    }
+}
+
+/// Extracts the client's last event id: the `Last-Event-ID` header, else the `lastEventId`
+/// query parameter (see [`sse_core::http::last_event_id`]). Never rejects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastEventId(pub Option<String>);
+
+impl<St: Send + Sync> FromRequestParts<St> for LastEventId {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Infallible> {
+        Ok(LastEventId(sse_core::http::last_event_id(
+            &parts.headers,
+            parts.uri.query(),
+        )))
+    }
+}
+
+/// Extracts what the client's `Accept` header prefers: an event stream or JSON (see
+/// [`sse_core::http::negotiate`]). Never rejects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiate(pub Negotiated);
+
+impl Negotiate {
+    /// Whether the client prefers `text/event-stream`.
+    pub fn is_event_stream(self) -> bool {
+        self.0 == Negotiated::EventStream
+    }
+}
+
+impl<St: Send + Sync> FromRequestParts<St> for Negotiate {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Infallible> {
+        Ok(Negotiate(sse_core::http::negotiate_headers(&parts.headers)))
+    }
+}
+
+/// A graceful-shutdown signal for [`axum::serve()`]: waits for `signal`, then starts the hub's
+/// shutdown ([`Hub::begin_shutdown`]), so every open stream gets its final frame and ends and
+/// the server's connections can close.
+///
+/// Streams built with [`SseResponse::from_stream`] are not ended by the hub: end them yourself,
+/// or bound the wait with a timeout around the server future.
+pub async fn shutdown_signal(hub: Hub, signal: impl Future<Output = ()>) {
+    signal.await;
+    hub.begin_shutdown();
+}

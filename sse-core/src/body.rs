@@ -86,22 +86,47 @@ impl<T: IntoFrame, E: std::fmt::Display> IntoFrame for Result<T, E> {
     }
 }
 
+impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<Option<usize>> {
+        (**self).poll_fill(cx, buf, max)
+    }
+}
+
 /// A [`FrameSource`] over any `Stream` of [`IntoFrame`] items (events, frames, results).
-#[derive(Debug)]
+///
+/// The stream is pinned on the heap, so any stream works (`async-stream`, `unfold`, …), and it
+/// is never polled again after it has ended.
 pub struct StreamSource<S> {
-    stream: S,
+    stream: Pin<Box<S>>,
+    ended: bool,
+}
+
+impl<S> std::fmt::Debug for StreamSource<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSource")
+            .field("ended", &self.ended)
+            .finish()
+    }
 }
 
 impl<S> StreamSource<S> {
     /// Wraps `stream`.
     pub fn new(stream: S) -> Self {
-        StreamSource { stream }
+        StreamSource {
+            stream: Box::pin(stream),
+            ended: false,
+        }
     }
 }
 
 impl<S> FrameSource for StreamSource<S>
 where
-    S: Stream + Unpin,
+    S: Stream,
     S::Item: IntoFrame,
 {
     fn poll_fill(
@@ -110,15 +135,24 @@ where
         buf: &mut BytesMut,
         max: usize,
     ) -> Poll<Option<usize>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         let mut n = 0;
         while buf.len() < max {
-            match Pin::new(&mut self.stream).poll_next(cx) {
+            match self.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     buf.extend_from_slice(item.into_frame().as_bytes());
                     n += 1;
                 }
-                Poll::Ready(None) if n == 0 => return Poll::Ready(None),
-                Poll::Ready(None) | Poll::Pending => break,
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    if n == 0 {
+                        return Poll::Ready(None);
+                    }
+                    break;
+                }
+                Poll::Pending => break,
             }
         }
         if n == 0 {
@@ -183,7 +217,7 @@ impl SseBody<Subscription> {
 
 impl<S> SseBody<StreamSource<S>>
 where
-    S: Stream + Unpin,
+    S: Stream,
     S::Item: IntoFrame,
 {
     /// A body over any stream of events or frames, with 15 s heartbeats.
@@ -204,6 +238,24 @@ impl<S: FrameSource> SseBody<S> {
             sleep: None,
             last_activity: Instant::now(),
             ended: false,
+        }
+    }
+
+    /// Boxes the source, so that bodies over different sources (a hub subscription, a user
+    /// stream) have one type.
+    pub fn boxed(self) -> SseBody<Box<dyn FrameSource + Send>>
+    where
+        S: Send + 'static,
+    {
+        SseBody {
+            source: Box::new(self.source),
+            first: self.first,
+            buf: self.buf,
+            max_chunk: self.max_chunk,
+            heartbeat: self.heartbeat,
+            sleep: self.sleep,
+            last_activity: self.last_activity,
+            ended: self.ended,
         }
     }
 
@@ -308,5 +360,42 @@ impl<S: FrameSource> Stream for SseBody<S> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.get_mut().poll_chunk(cx).map(|o| o.map(Ok))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stream that panics if polled after it ended, like `futures::stream::unfold`.
+    struct Strict(Vec<&'static str>, bool);
+
+    impl Stream for Strict {
+        type Item = Frame;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Frame>> {
+            assert!(!self.1, "polled after end");
+            match self.0.pop() {
+                Some(s) => Poll::Ready(Some(Frame::comment(s))),
+                None => {
+                    self.1 = true;
+                    Poll::Ready(None)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ended_user_stream_is_not_polled_again() {
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut body = SseBody::from_stream(Strict(vec!["b", "a"], false))
+            .heartbeat(None)
+            .boxed();
+        let Poll::Ready(Some(chunk)) = body.poll_chunk(&mut cx) else {
+            panic!("no chunk")
+        };
+        assert_eq!(&chunk[..], b": ok\n\n: a\n\n: b\n\n");
+        assert!(matches!(body.poll_chunk(&mut cx), Poll::Ready(None)));
+        assert!(matches!(body.poll_chunk(&mut cx), Poll::Ready(None)));
     }
 }

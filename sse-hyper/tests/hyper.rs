@@ -1,0 +1,695 @@
+#![allow(clippy::unwrap_used)]
+//! End-to-end tests: `sse_hyper::serve` (HTTP/1.1 + HTTP/2) on loopback; reqwest as the
+//! HTTP/1.1 client, hyper's HTTP/2 client (prior knowledge) for many streams on one connection.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sse_core::http::{Negotiated, StreamHeaders};
+use sse_core::hub::{Access, SubscribeOptions, TopicConfig, TopicOptions};
+use sse_core::{DecodedEvent, Decoder, Event, Frame, Hub, SseBody};
+use sse_hyper::SseResponseBody;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const WAIT: Duration = Duration::from_secs(2);
+
+// ---------------------------------------------------------------------------------------------
+// The service under test
+
+static JOBS: AtomicU64 = AtomicU64::new(0);
+
+async fn handle(hub: Hub, req: Request<Incoming>) -> Result<Response<SseResponseBody>, Infallible> {
+    let path = req.uri().path().to_owned();
+    if req.method() == Method::GET {
+        if let Some(topic) = path.strip_prefix("/events/") {
+            let mut opts =
+                SubscribeOptions::topic(topic).last_event_id(sse_hyper::last_event_id(&req));
+            if let Some(user) = req.headers().get("x-user").and_then(|v| v.to_str().ok()) {
+                opts = opts.user(user);
+            }
+            return Ok(sse_hyper::subscribe(&hub, opts));
+        }
+        if let Some(topic) = path.strip_prefix("/status/") {
+            if sse_hyper::negotiate(&req) == Negotiated::EventStream {
+                return Ok(sse_hyper::subscribe(&hub, topic));
+            }
+            let Some(t) = hub.get_topic(topic) else {
+                return Ok(sse_hyper::status(StatusCode::NOT_FOUND));
+            };
+            let json = serde_json::json!({ "last_seq": t.last_seq() }).to_string();
+            let mut res = Response::new(SseResponseBody::full(json));
+            res.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            return Ok(res);
+        }
+    }
+    if req.method() == Method::POST && path == "/upload" {
+        // The seed use case: the upload's response streams its job.
+        let size = req.into_body().collect().await.unwrap().to_bytes().len();
+        let id = format!("upload-{}", JOBS.fetch_add(1, Ordering::Relaxed));
+        let job = hub.job(&id).unwrap();
+        let sub = hub.subscribe(id.as_str()).unwrap();
+        tokio::spawn(async move {
+            for page in 1..=3 {
+                job.progress(&serde_json::json!({ "page": page, "bytes": size }))
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            job.complete(Event::new().event("completed").data("done"))
+                .unwrap();
+        });
+        return Ok(sse_hyper::response(sub).map(Into::into));
+    }
+    Ok(sse_hyper::status(StatusCode::NOT_FOUND))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<bool>,
+}
+
+async fn listen() -> (tokio::net::TcpListener, SocketAddr) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+async fn start(hub: &Hub, deadline: Duration) -> Server {
+    let (listener, addr) = listen().await;
+    let (stop, rx) = oneshot::channel::<()>();
+    let svc = service_fn({
+        let hub = hub.clone();
+        move |req| handle(hub.clone(), req)
+    });
+    let signal = async {
+        let _ = rx.await;
+    };
+    let task = tokio::spawn(sse_hyper::serve(
+        listener,
+        svc,
+        hub.clone(),
+        signal,
+        deadline,
+    ));
+    Server {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = reqwest::Client::new().get(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        tokio::time::timeout(WAIT, req.send())
+            .await
+            .expect("response headers in time")
+            .unwrap()
+    }
+
+    async fn stream(&self, path: &str, headers: &[(&str, &str)]) -> Client {
+        let resp = self.get(path, headers).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        Client::new(Body::H1(resp))
+    }
+
+    /// An HTTP/2 connection (prior knowledge).
+    async fn h2(&self) -> http2::SendRequest<Empty<Bytes>> {
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
+        let (send, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        send
+    }
+
+    async fn stop(mut self) -> bool {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("server exits within its deadline")
+            .unwrap()
+    }
+}
+
+async fn h2_get(send: &mut http2::SendRequest<Empty<Bytes>>, path: &str) -> Response<Incoming> {
+    let req = Request::get(format!("http://localhost{path}"))
+        .body(Empty::new())
+        .unwrap();
+    send.ready().await.unwrap();
+    let fut = send.send_request(req);
+    tokio::time::timeout(WAIT, fut).await.unwrap().unwrap()
+}
+
+enum Body {
+    H1(reqwest::Response),
+    H2(Incoming),
+}
+
+/// A streaming response and its decoder.
+struct Client {
+    body: Body,
+    dec: Decoder,
+    raw: Vec<u8>,
+    chunks: usize,
+    ended: bool,
+}
+
+impl Client {
+    fn new(body: Body) -> Self {
+        Client {
+            body,
+            dec: Decoder::new(),
+            raw: Vec::new(),
+            chunks: 0,
+            ended: false,
+        }
+    }
+
+    fn h2(resp: Response<Incoming>) -> Self {
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        Client::new(Body::H2(resp.into_body()))
+    }
+
+    async fn next_bytes(&mut self) -> Option<Bytes> {
+        match &mut self.body {
+            Body::H1(r) => r.chunk().await.unwrap(),
+            Body::H2(b) => {
+                for _ in 0..100 {
+                    match b.frame().await {
+                        None => return None,
+                        Some(f) => {
+                            if let Ok(d) = f.unwrap().into_data() {
+                                return Some(d);
+                            }
+                        }
+                    }
+                }
+                panic!("100 frames without data");
+            }
+        }
+    }
+
+    /// The next body chunk (`None` at the end), within `WAIT`.
+    async fn chunk(&mut self) -> Option<Vec<u8>> {
+        let c = tokio::time::timeout(WAIT, self.next_bytes())
+            .await
+            .expect("a chunk in time");
+        match c {
+            Some(c) => {
+                self.chunks += 1;
+                self.dec.feed(&c);
+                self.raw.extend_from_slice(&c);
+                Some(c.to_vec())
+            }
+            None => {
+                self.ended = true;
+                self.dec.finish();
+                None
+            }
+        }
+    }
+
+    /// The next event, or `None` if the body ended first.
+    async fn event(&mut self) -> Option<DecodedEvent> {
+        for _ in 0..1000 {
+            if let Some(e) = self.dec.next_event() {
+                return Some(e);
+            }
+            if self.ended || self.chunk().await.is_none() {
+                return self.dec.next_event();
+            }
+        }
+        panic!("no event after 1000 chunks");
+    }
+
+    /// Every remaining event, until the body ends.
+    async fn rest(&mut self) -> Vec<DecodedEvent> {
+        let mut out = Vec::new();
+        for _ in 0..10_000 {
+            match self.event().await {
+                Some(e) => out.push(e),
+                None => return out,
+            }
+        }
+        panic!("body did not end");
+    }
+
+    fn raw(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
+}
+
+fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+fn ids(evs: &[DecodedEvent]) -> Vec<String> {
+    evs.iter().map(|e| e.last_event_id.clone()).collect()
+}
+
+fn data(i: u32) -> Event<'static> {
+    Event::new().data(i.to_string())
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..100 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h1_headers_first_byte_events_and_end() {
+    let hub = Hub::new();
+    let t = hub.topic("job").unwrap();
+    let srv = start(&hub, WAIT).await;
+    let mut c = srv.stream("/events/job", &[]).await;
+    let Body::H1(resp) = &c.body else { panic!() };
+    assert_eq!(header(resp, "content-type"), Some("text/event-stream"));
+    assert_eq!(header(resp, "cache-control"), Some("no-cache"));
+    assert_eq!(header(resp, "x-accel-buffering"), Some("no"));
+    // Nothing is published yet: the first frame alone arrives.
+    assert_eq!(c.chunk().await.unwrap(), b": ok\n\n");
+    for i in 1..=20 {
+        t.publish(data(i)).unwrap();
+    }
+    t.finish(Event::new().event("completed").data("bye"))
+        .unwrap();
+    let evs = c.rest().await;
+    let want: Vec<String> = (1..=21).map(|i| i.to_string()).collect();
+    assert_eq!(ids(&evs), want);
+    assert_eq!(evs[20].event, "completed");
+    assert!(c.ended);
+}
+
+async fn resume(query: bool) {
+    let hub = Hub::new();
+    let t = hub.topic("r").unwrap();
+    let srv = start(&hub, WAIT).await;
+    let mut c = srv.stream("/events/r", &[]).await;
+    for i in 1..=5 {
+        t.publish(data(i)).unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        seen.push(c.event().await.unwrap());
+    }
+    drop(c);
+    for i in 6..=8 {
+        t.publish(data(i)).unwrap();
+    }
+    let last = seen[2].last_event_id.clone();
+    assert_eq!(last, "3");
+    let mut c = if query {
+        srv.stream(&format!("/events/r?x=1&lastEventId={last}"), &[])
+            .await
+    } else {
+        srv.stream("/events/r", &[("last-event-id", &last)]).await
+    };
+    t.finish(Event::new().event("completed").data("x")).unwrap();
+    let evs = c.rest().await;
+    assert_eq!(ids(&evs), ["4", "5", "6", "7", "8", "9"]);
+    let datas: Vec<_> = evs.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(datas, ["4", "5", "6", "7", "8", "x"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_last_event_id_header() {
+    resume(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_last_event_id_query() {
+    resume(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_outcomes_map_to_statuses() {
+    let hub = Hub::builder()
+        .max_subscriptions_per_user(1)
+        .authorize(|r| match (r.owner, r.user) {
+            (Some(_), None) => Access::Unauthenticated,
+            (Some(o), Some(u)) if o != u => Access::Forbidden,
+            _ => Access::Allow,
+        })
+        .build();
+    let last = hub
+        .topic("done")
+        .unwrap()
+        .finish(Event::new().event("completed").data("x"))
+        .unwrap()
+        .to_string();
+    hub.create_topic(
+        "small",
+        TopicOptions::new().config(TopicConfig::default().max_subscribers(1)),
+    )
+    .unwrap();
+    hub.create_topic("private", TopicOptions::new().owner("alice"))
+        .unwrap();
+    hub.topic("open").unwrap();
+    let srv = start(&hub, WAIT).await;
+
+    let r = srv.get("/events/done", &[("last-event-id", &last)]).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.bytes().await.unwrap().is_empty());
+
+    let r = srv.get("/events/nope", &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.text().await.unwrap(), "topic not found\n");
+
+    let _held = srv.stream("/events/small", &[]).await;
+    let r = srv.get("/events/small", &[]).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let _mine = srv.stream("/events/open", &[("x-user", "bob")]).await;
+    let r = srv.get("/events/open", &[("x-user", "bob")]).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let r = srv.get("/events/private", &[]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&r, "www-authenticate"), Some("Bearer"));
+    let r = srv.get("/events/private", &[("x-user", "mallory")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    hub.begin_shutdown();
+    let r = srv.get("/events/open", &[]).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_job_streams_over_one_h2_connection() {
+    const JOBS: usize = 20;
+    let hub = Hub::new();
+    let jobs: Vec<_> = (0..JOBS)
+        .map(|i| hub.job(&format!("job-{i}")).unwrap())
+        .collect();
+    let srv = start(&hub, WAIT).await;
+    let mut send = srv.h2().await;
+    let mut clients = Vec::new();
+    for i in 0..JOBS {
+        let resp = h2_get(&mut send, &format!("/events/job-{i}")).await;
+        assert_eq!(resp.version(), http::Version::HTTP_2);
+        let mut c = Client::h2(resp);
+        assert_eq!(c.chunk().await.unwrap(), b": ok\n\n");
+        clients.push(c);
+    }
+    assert_eq!(hub.subscriber_count(), JOBS);
+    // Interleaved progress on every job, then each completes.
+    for step in 1..=5 {
+        for (i, job) in jobs.iter().enumerate() {
+            job.progress(&serde_json::json!({ "job": i, "step": step }))
+                .unwrap();
+        }
+    }
+    for (i, job) in jobs.into_iter().enumerate() {
+        job.complete(Event::new().event("completed").data(i.to_string()))
+            .unwrap();
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let evs = c.rest().await;
+        assert!(c.ended, "job {i}");
+        assert_eq!(ids(&evs), ["1", "2", "3", "4", "5", "6"], "job {i}");
+        for (step, e) in evs[..5].iter().enumerate() {
+            let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            assert_eq!(v["job"], i);
+            assert_eq!(v["step"], step + 1);
+        }
+        assert_eq!(evs[5].event, "completed");
+        assert_eq!(evs[5].data, i.to_string());
+    }
+    wait_for("no subscriber left", || hub.subscriber_count() == 0).await;
+    // The connection is still usable after all those streams ended.
+    let r = h2_get(&mut send, "/status/job-0").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_releases_subscription_h1_and_h2() {
+    let hub = Hub::new();
+    let t = hub.topic("d").unwrap();
+    let srv = start(&hub, WAIT).await;
+    // HTTP/1.1: the client drops the response, the connection closes.
+    let mut c = srv.stream("/events/d", &[]).await;
+    c.chunk().await.unwrap();
+    assert_eq!(hub.subscriber_count(), 1);
+    drop(c);
+    wait_for("h1 subscriber released", || hub.subscriber_count() == 0).await;
+    // HTTP/2: the client drops one stream (RST_STREAM); the other stream and the connection
+    // stay.
+    let mut send = srv.h2().await;
+    let mut a = Client::h2(h2_get(&mut send, "/events/d").await);
+    let mut b = Client::h2(h2_get(&mut send, "/events/d").await);
+    a.chunk().await.unwrap();
+    b.chunk().await.unwrap();
+    assert_eq!(hub.subscriber_count(), 2);
+    drop(a);
+    wait_for("h2 subscriber released", || hub.subscriber_count() == 1).await;
+    t.publish(data(7)).unwrap();
+    assert_eq!(b.event().await.unwrap().data, "7");
+    drop(b);
+    drop(send);
+    wait_for("no subscriber left", || hub.subscriber_count() == 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_ends_h1_and_h2_streams() {
+    let hub = Hub::new();
+    hub.topic("s").unwrap();
+    let srv = start(&hub, WAIT).await;
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let mut c = srv.stream("/events/s", &[]).await;
+        c.chunk().await.unwrap();
+        clients.push(c);
+    }
+    let mut send = srv.h2().await;
+    for _ in 0..3 {
+        let mut c = Client::h2(h2_get(&mut send, "/events/s").await);
+        c.chunk().await.unwrap();
+        clients.push(c);
+    }
+    assert_eq!(hub.subscriber_count(), 5);
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(srv.stop());
+    for c in &mut clients {
+        assert!(c.rest().await.is_empty());
+        assert!(c.raw().contains(": server shutting down"), "{:?}", c.raw());
+        assert!(c.ended);
+    }
+    assert!(stopping.await.unwrap(), "every connection finished in time");
+    assert!(started.elapsed() < WAIT);
+    assert_eq!(hub.subscriber_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_is_coalesced_and_lone_event_is_prompt() {
+    let hub = Hub::new();
+    let t = hub.topic("c").unwrap();
+    let srv = start(&hub, WAIT).await;
+    let mut c = srv.stream("/events/c", &[]).await;
+    c.chunk().await.unwrap();
+    let before = c.chunks;
+    for i in 1..=100 {
+        t.publish(data(i)).unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 100 {
+        got.push(c.event().await.unwrap());
+    }
+    assert_eq!(got.last().unwrap().last_event_id, "100");
+    let used = c.chunks - before;
+    assert!(used < 100, "{used} chunks for 100 events");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent = std::time::Instant::now();
+    t.publish(data(101)).unwrap();
+    assert_eq!(c.event().await.unwrap().data, "101");
+    assert!(sent.elapsed() < Duration::from_millis(500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_response_streams_its_job() {
+    let hub = Hub::new();
+    let srv = start(&hub, WAIT).await;
+    let resp = tokio::time::timeout(
+        WAIT,
+        reqwest::Client::new()
+            .post(srv.url("/upload"))
+            .body("0123456789")
+            .send(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut c = Client::new(Body::H1(resp));
+    let evs = c.rest().await;
+    let names: Vec<_> = evs.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(names, ["progress", "progress", "progress", "completed"]);
+    assert_eq!(evs[2].data, r#"{"bytes":10,"page":3}"#);
+    assert_eq!(ids(&evs), ["1", "2", "3", "4"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn negotiation_helper() {
+    let hub = Hub::new();
+    let t = hub.topic("n").unwrap();
+    t.publish(data(1)).unwrap();
+    let srv = start(&hub, WAIT).await;
+    let r = srv
+        .get("/status/n", &[("accept", "application/json")])
+        .await;
+    assert_eq!(header(&r, "content-type"), Some("application/json"));
+    assert_eq!(r.text().await.unwrap(), r#"{"last_seq":1}"#);
+    let mut c = srv
+        .stream("/status/n", &[("accept", "text/event-stream")])
+        .await;
+    t.publish(data(2)).unwrap();
+    assert_eq!(c.event().await.unwrap().data, "2");
+}
+
+/// A user stream that never ends: options apply, and shutdown closes it at the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_stream_options_and_shutdown_deadline() {
+    let hub = Hub::new();
+    let (listener, addr) = listen().await;
+    let svc = service_fn(|_req: Request<Incoming>| async {
+        let body = SseBody::from_stream(futures_util::stream::pending::<Event<'static>>())
+            .first_frame(Some(Frame::retry(Duration::from_millis(1500))))
+            .heartbeat(Some(Duration::from_millis(50)));
+        let headers =
+            StreamHeaders::default().cache_control(http::HeaderValue::from_static("no-store"));
+        Ok::<_, Infallible>(sse_hyper::body_response(body, &headers))
+    });
+    let (stop, rx) = oneshot::channel::<()>();
+    let deadline = Duration::from_millis(300);
+    let task = tokio::spawn(sse_hyper::serve(
+        listener,
+        svc,
+        hub.clone(),
+        async {
+            let _ = rx.await;
+        },
+        deadline,
+    ));
+    let resp = reqwest::get(format!("http://{addr}/")).await.unwrap();
+    assert_eq!(header(&resp, "cache-control"), Some("no-store"));
+    let mut c = Client::new(Body::H1(resp));
+    c.heartbeats(3).await;
+    assert_eq!(c.dec.retry(), Some(Duration::from_millis(1500)));
+    let started = std::time::Instant::now();
+    stop.send(()).unwrap();
+    let clean = tokio::time::timeout(WAIT, task).await.unwrap().unwrap();
+    // The hub cannot end this stream: the connection is closed at the deadline instead.
+    assert!(!clean);
+    assert!(started.elapsed() >= deadline);
+    assert!(started.elapsed() < deadline + Duration::from_secs(1));
+    // The body is cut (not ended cleanly) once the connection is closed.
+    let mut ended = false;
+    for _ in 0..100 {
+        match tokio::time::timeout(WAIT, c.next_bytes_result())
+            .await
+            .unwrap()
+        {
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(()) => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_response_of_results() {
+    let hub = Hub::new();
+    let (listener, addr) = listen().await;
+    let svc = service_fn(|_req: Request<Incoming>| async {
+        let items: Vec<Result<Event<'static>, &'static str>> = vec![
+            Ok(Event::new().data("a")),
+            Err("boom"),
+            Ok(Event::new().data("b")),
+        ];
+        Ok::<_, Infallible>(sse_hyper::stream_response(futures_util::stream::iter(
+            items,
+        )))
+    });
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(sse_hyper::serve(
+        listener,
+        svc,
+        hub,
+        async {
+            let _ = rx.await;
+        },
+        WAIT,
+    ));
+    let resp = reqwest::get(format!("http://{addr}/")).await.unwrap();
+    assert_eq!(header(&resp, "content-type"), Some("text/event-stream"));
+    let mut c = Client::new(Body::H1(resp));
+    let evs = c.rest().await;
+    let datas: Vec<_> = evs.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(datas, ["a", "b"]);
+    assert!(c.raw().contains(": event dropped: boom\n"), "{:?}", c.raw());
+    stop.send(()).unwrap();
+    assert!(tokio::time::timeout(WAIT, task).await.unwrap().unwrap());
+}
+
+impl Client {
+    /// Reads until the body holds the retry hint then `n` heartbeats, and nothing else.
+    async fn heartbeats(&mut self, n: usize) {
+        let want = format!("retry: 1500\n\n{}", ":\n\n".repeat(n));
+        for _ in 0..100 {
+            if self.raw.len() >= want.len() {
+                break;
+            }
+            self.chunk().await.unwrap();
+        }
+        let raw = self.raw();
+        assert!(raw.starts_with(&want), "{raw:?}");
+        assert_eq!(
+            raw.trim_start_matches("retry: 1500\n\n")
+                .replace(":\n\n", ""),
+            ""
+        );
+    }
+
+    /// The next chunk, with a transport error as `Err` (for a body cut by the server).
+    async fn next_bytes_result(&mut self) -> Result<Option<Bytes>, ()> {
+        match &mut self.body {
+            Body::H1(r) => r.chunk().await.map_err(|_| ()),
+            Body::H2(_) => Ok(self.next_bytes().await),
+        }
+    }
+}
