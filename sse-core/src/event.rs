@@ -510,7 +510,12 @@ mod tests {
             text: &'s str,
         }
         let p = P { text: "a\nb" };
-        let frame = Event::new().event("e").id("1").json(&p).encode().expect("ok");
+        let frame = Event::new()
+            .event("e")
+            .id("1")
+            .json(&p)
+            .encode()
+            .expect("ok");
         assert_eq!(
             frame.as_bytes(),
             &b"event: e\ndata: {\"text\":\"a\\nb\"}\nid: 1\n\n"[..]

@@ -127,7 +127,10 @@ mod tests {
 
     #[test]
     fn comment_lines() {
-        assert_eq!(Frame::comment("a\r\nb\rc").as_bytes(), &b": a\n: b\n: c\n\n"[..]);
+        assert_eq!(
+            Frame::comment("a\r\nb\rc").as_bytes(),
+            &b": a\n: b\n: c\n\n"[..]
+        );
         assert_eq!(Frame::comment("").as_bytes(), &b": \n\n"[..]);
     }
 }

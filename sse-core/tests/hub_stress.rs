@@ -51,7 +51,9 @@ async fn every_subscriber_sees_every_event_once_in_order() {
                 for i in 1..=EVENTS {
                     topic.publish(Event::new().data(i.to_string())).unwrap();
                 }
-                topic.finish(Event::new().event("completed").data("end")).unwrap();
+                topic
+                    .finish(Event::new().event("completed").data("end"))
+                    .unwrap();
             }));
         } else {
             publishers.push(tokio::spawn(async move {
@@ -61,7 +63,9 @@ async fn every_subscriber_sees_every_event_once_in_order() {
                         tokio::task::yield_now().await;
                     }
                 }
-                topic.finish(Event::new().event("completed").data("end")).unwrap();
+                topic
+                    .finish(Event::new().event("completed").data("end"))
+                    .unwrap();
             }));
         }
     }
@@ -96,14 +100,16 @@ async fn resume_races_publishes_without_gap_or_duplicate() {
         for i in 1..=20_000u64 {
             t2.publish(Event::new().data(i.to_string())).unwrap();
         }
-        t2.finish(Event::new().event("completed").data("x")).unwrap();
+        t2.finish(Event::new().event("completed").data("x"))
+            .unwrap();
     });
     let mut checks = Vec::new();
     for k in 0..20 {
         tokio::time::sleep(Duration::from_micros(200)).await;
         // Only ids the hub has issued: an id from the future is answered with a gap.
         let from = ((k * 500) as u64).min(topic.last_seq());
-        let sub = hub.subscribe(SubscribeOptions::topic("race").last_event_id(Some(from.to_string())));
+        let sub =
+            hub.subscribe(SubscribeOptions::topic("race").last_event_id(Some(from.to_string())));
         let Ok(mut sub) = sub else { continue };
         checks.push(tokio::spawn(async move {
             let mut dec = Decoder::new();
@@ -132,7 +138,8 @@ async fn finished_and_idle_topics_are_evicted_after_their_ttl() {
         .build();
     let done = hub.topic("done").unwrap();
     done.publish(Event::new().data("x")).unwrap();
-    done.finish(Event::new().event("completed").data("y")).unwrap();
+    done.finish(Event::new().event("completed").data("y"))
+        .unwrap();
     let idle = hub.topic("idle").unwrap();
     idle.publish(Event::new().data("x")).unwrap();
     assert_eq!(hub.topic_count(), 2);
@@ -203,7 +210,12 @@ fn stalled_subscriber_never_slows_publisher_or_others() {
     let mut cx = std::task::Context::from_waker(&waker);
     for policy in [Policy::Conflate, Policy::DropOldest, Policy::Disconnect] {
         let hub = Hub::builder()
-            .topic_config(TopicConfig::default().policy(policy).queue(64).history_len(256))
+            .topic_config(
+                TopicConfig::default()
+                    .policy(policy)
+                    .queue(64)
+                    .history_len(256),
+            )
             .build();
         let t = hub.topic("t").unwrap();
         let mut stalled = hub.subscribe("t").unwrap();
@@ -214,8 +226,11 @@ fn stalled_subscriber_never_slows_publisher_or_others() {
         for round in 0..5_000u64 {
             for i in 0..10 {
                 let n = round * 10 + i;
-                t.publish_keyed("progress", Event::new().event("progress").data(n.to_string()))
-                    .unwrap();
+                t.publish_keyed(
+                    "progress",
+                    Event::new().event("progress").data(n.to_string()),
+                )
+                .unwrap();
             }
             peak_history = peak_history.max(hub.metrics().history_bytes);
             while let std::task::Poll::Ready(Some(f)) = fast.poll_next_unpin(&mut cx) {
@@ -226,7 +241,8 @@ fn stalled_subscriber_never_slows_publisher_or_others() {
                 assert_eq!(e.last_event_id, fast_seen.to_string(), "{policy:?}");
             }
         }
-        t.finish(Event::new().event("completed").data("done")).unwrap();
+        t.finish(Event::new().event("completed").data("done"))
+            .unwrap();
         assert_eq!(fast_seen, 50_000, "{policy:?}");
         assert!(peak_history <= 256 * 40, "{policy:?}: {peak_history}");
 
