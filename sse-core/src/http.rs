@@ -195,6 +195,7 @@ pub fn publish_status(err: &PublishError) -> StatusCode {
     match err {
         PublishError::Finished => StatusCode::CONFLICT,
         PublishError::NotFound => StatusCode::NOT_FOUND,
+        PublishError::SequenceExhausted => StatusCode::INTERNAL_SERVER_ERROR,
         PublishError::Event(_) => StatusCode::BAD_REQUEST,
         PublishError::TooManyTopics { .. } => StatusCode::TOO_MANY_REQUESTS,
         PublishError::Backplane(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -11,9 +11,12 @@ pub enum PublishError {
     /// The topic has been finished; its terminal event was the last one (HTTP 409).
     #[error("topic is finished: no more events can be published")]
     Finished,
-    /// The topic does not exist (for operations that do not create it).
+    /// The topic does not exist (for operations that do not create it), or was evicted.
     #[error("topic not found")]
     NotFound,
+    /// The topic's sequence numbers are exhausted (an injected id of `u64::MAX - 1` or more).
+    #[error("topic sequence exhausted")]
+    SequenceExhausted,
     /// The event is invalid (see [`EventError`]).
     #[error(transparent)]
     Event(#[from] EventError),

@@ -73,8 +73,10 @@ impl JobPublisher {
 
     /// Finishes the job with a terminal event (for example `event: completed`).
     pub fn complete(mut self, event: Event<'_>) -> Result<u64, PublishError> {
-        self.finished = true;
-        self.topic.finish(event)
+        let r = self.topic.finish(event);
+        // An invalid terminal event leaves the job open: dropping `self` then fails it.
+        self.finished = matches!(r, Ok(_) | Err(PublishError::Finished));
+        r
     }
 
     /// Finishes the job as failed: a terminal `failed` event with JSON data `{"error": reason}`.
@@ -85,8 +87,9 @@ impl JobPublisher {
 
     /// Finishes the job with a custom terminal failure event.
     pub fn fail_with(mut self, event: Event<'_>) -> Result<u64, PublishError> {
-        self.finished = true;
-        self.topic.finish(event)
+        let r = self.topic.finish(event);
+        self.finished = matches!(r, Ok(_) | Err(PublishError::Finished));
+        r
     }
 }
 

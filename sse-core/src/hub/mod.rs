@@ -425,69 +425,64 @@ impl Hub {
         options: impl Into<SubscribeOptions>,
     ) -> Result<Subscription, SubscribeError> {
         self.inner.maybe_sweep();
-        let opts = options.into();
+        let mut opts = options.into();
         if self.inner.is_shutting_down() {
             return Err(SubscribeError::ShuttingDown);
         }
+        // A topic named twice is one cursor, not two copies of every event.
+        let mut seen = std::collections::HashSet::new();
+        opts.topics.retain(|t| seen.insert(t.clone()));
         if opts.topics.is_empty() {
             return Err(SubscribeError::NoTopics);
         }
-        let create = opts.create.unwrap_or(self.inner.config.lazy_topics);
-        let mut shared = Vec::with_capacity(opts.topics.len());
-        for name in &opts.topics {
-            let t = if create {
-                self.inner
-                    .get_or_create(name, None, None, true)
-                    .map_err(|_| SubscribeError::TooManyTopics)?
-            } else {
-                self.inner
-                    .topics
-                    .read()
-                    .get(name.as_str())
-                    .cloned()
-                    .ok_or(SubscribeError::NotFound)?
-            };
-            if let Some(hook) = &self.inner.access {
-                let req = AccessRequest {
-                    topic: name,
-                    owner: t.owner.as_deref(),
-                    user: opts.user.as_deref(),
-                };
-                match hook(&req) {
-                    Access::Allow => {}
-                    Access::Unauthenticated => return Err(SubscribeError::Unauthenticated),
-                    Access::Forbidden => return Err(SubscribeError::Forbidden),
-                    Access::Hidden => return Err(SubscribeError::NotFound),
-                }
-            }
-            shared.push(t);
-        }
+        // The user's slot first, so that a refused subscribe creates no topic.
         let user: Option<Arc<str>> = opts.user.as_deref().map(Arc::from);
         if let Some(u) = &user {
             self.inner.join_user(u)?;
         }
+        let shared = match self.resolve(&opts) {
+            Ok(shared) => shared,
+            Err(e) => {
+                if let Some(u) = &user {
+                    self.inner.leave_user(u);
+                }
+                return Err(e);
+            }
+        };
         let cursor = opts.last_event_id.as_deref().map(Cursor::parse);
         let single = shared.len() == 1;
         let mut topics: Vec<SubTopic> = Vec::with_capacity(shared.len());
-        let mut initial: Vec<(usize, Option<Bytes>, Vec<topic::Entry>)> = Vec::new();
+        // Per topic with frames to send first: (index, gap notice, snapshot entries, cursor after them).
+        let mut initial: Vec<(usize, Option<Bytes>, Vec<topic::Entry>, u64)> = Vec::new();
         let mut all_finished_nothing_new = true;
-        for (idx, t) in shared.into_iter().enumerate() {
+        let mut shared = shared.into_iter();
+        while let Some(t) = shared.next() {
             let mut st = t.state.lock();
             if let Some(max) = t.config.max_subscribers {
                 if st.subscribers >= max {
                     drop(st);
-                    let sub = self.inner.partial(topics, user);
-                    drop(sub);
+                    // Releases the slots taken so far, the user's count, and lazy topics that
+                    // this call created and nobody uses.
+                    drop(self.inner.partial(topics, user));
+                    self.inner.forget_if_unused(&t);
+                    for rest in shared {
+                        self.inner.forget_if_unused(&rest);
+                    }
                     return Err(SubscribeError::TopicFull { limit: max });
                 }
             }
             let head = st.last_seq + 1;
             let first = st.first_seq();
-            let pos = cursor.as_ref().and_then(|c| c.position(&t.name, single));
-            let resume_after: Option<u64> = match pos {
-                Some(Position::Seq(k)) => Some(k),
-                Some(Position::Id(s)) => Some(find_id(&st, s).unwrap_or(u64::MAX)),
-                None => None,
+            // A caller-supplied id is matched as text first: ids like "20" or "row=1" must not be
+            // mistaken for the hub's own cursors.
+            let raw = opts.last_event_id.as_deref().filter(|_| single);
+            let resume_after: Option<u64> = match raw.and_then(|id| find_id(&st, id)) {
+                Some(seq) => Some(seq),
+                None => match cursor.as_ref().and_then(|c| c.position(&t.name, single)) {
+                    Some(Position::Seq(k)) => Some(k),
+                    Some(Position::Id(_)) => Some(u64::MAX),
+                    None => None,
+                },
             };
             let mut gap = None;
             let mut entries = Vec::new();
@@ -522,16 +517,19 @@ impl Hub {
             let done = st.terminal.as_ref().is_some_and(|term| next > term.seq);
             let slot = st.add_slot();
             drop(st);
+            // Until its first frames are queued, a topic's cursor stands before them, so that a
+            // composite id written for another topic's frame never claims them as seen.
+            let start = entries.first().map_or(next, |e| e.seq);
+            if gap.is_some() || !entries.is_empty() {
+                initial.push((topics.len(), gap, entries, next));
+            }
             topics.push(SubTopic {
                 topic: t,
-                next: Cell::new(next),
+                next: Cell::new(start),
                 slot,
                 done: Cell::new(done),
                 live_from: head,
             });
-            if gap.is_some() || !entries.is_empty() {
-                initial.push((idx, gap, entries));
-            }
         }
         self.inner.counters.subscriber_added();
         let mut sub = Subscription::new(
@@ -546,13 +544,56 @@ impl Hub {
             return Err(SubscribeError::Finished);
         }
         // The frames a new or resuming subscriber needs first.
-        for (idx, gap, entries) in initial {
-            sub.push_initial(idx, gap, &entries);
+        for (idx, gap, entries, after) in initial {
+            sub.push_initial(idx, gap, &entries, after);
         }
         if sub.topics.iter().all(|t| t.done.get()) {
             sub.state = SubState::Ending;
         }
         Ok(sub)
+    }
+
+    /// Finds (or lazily creates) every topic of a subscribe, asking the access hook first.
+    fn resolve(&self, opts: &SubscribeOptions) -> Result<Vec<Arc<TopicShared>>, SubscribeError> {
+        let create = opts.create.unwrap_or(self.inner.config.lazy_topics);
+        let mut shared: Vec<Arc<TopicShared>> = Vec::with_capacity(opts.topics.len());
+        let refuse = |shared: &[Arc<TopicShared>], e: SubscribeError| {
+            for t in shared {
+                self.inner.forget_if_unused(t);
+            }
+            Err(e)
+        };
+        for name in &opts.topics {
+            let existing = self.inner.topics.read().get(name.as_str()).cloned();
+            if existing.is_none() && !create {
+                return refuse(&shared, SubscribeError::NotFound);
+            }
+            if let Some(hook) = &self.inner.access {
+                let req = AccessRequest {
+                    topic: name,
+                    owner: existing.as_ref().and_then(|t| t.owner.as_deref()),
+                    user: opts.user.as_deref(),
+                };
+                let refused = match hook(&req) {
+                    Access::Allow => None,
+                    Access::Unauthenticated => Some(SubscribeError::Unauthenticated),
+                    Access::Forbidden => Some(SubscribeError::Forbidden),
+                    Access::Hidden => Some(SubscribeError::NotFound),
+                };
+                if let Some(e) = refused {
+                    return refuse(&shared, e);
+                }
+            }
+            let t = match existing {
+                Some(t) => t,
+                None => match self.inner.get_or_create(name, None, None, true) {
+                    Ok(t) => t,
+                    Err(_) => return refuse(&shared, SubscribeError::TooManyTopics),
+                },
+            };
+            shared.push(t);
+        }
+        Ok(shared)
     }
 
     /// A snapshot of the hub's counters and gauges.
@@ -647,13 +688,20 @@ impl HubInner {
         owner: Option<String>,
         lazy: bool,
     ) -> Result<Arc<TopicShared>, PublishError> {
+        let found = |t: &Arc<TopicShared>| {
+            if !lazy {
+                // Someone publishes here now: it is no longer a subscriber-only topic.
+                t.lazy.store(false, Ordering::Relaxed);
+            }
+            Ok(Arc::clone(t))
+        };
         if let Some(t) = self.topics.read().get(name) {
-            return Ok(Arc::clone(t));
+            return found(t);
         }
         self.maybe_sweep();
         let mut topics = self.topics.write();
         if let Some(t) = topics.get(name) {
-            return Ok(Arc::clone(t));
+            return found(t);
         }
         if let Some(max) = self.config.max_topics {
             if topics.len() >= max {
@@ -710,20 +758,29 @@ impl HubInner {
 
     /// Called once per subscription when it ends or is dropped.
     pub(crate) fn leave_topic(&self, t: &Arc<TopicShared>, slot: usize) {
-        let empty_lazy = {
-            let mut st = t.state.lock();
-            st.remove_slot(slot);
-            st.subscribers == 0 && t.lazy && st.last_seq == 0 && !st.removed
+        t.state.lock().remove_slot(slot);
+        self.forget_if_unused(t);
+    }
+
+    /// Forgets a topic created only by subscribers when nobody uses it any more: no subscriber,
+    /// nothing published, and no handle held elsewhere (the registry and the caller hold the
+    /// only two references). Subscribe/drop cycles thus leave nothing behind.
+    pub(crate) fn forget_if_unused(&self, t: &Arc<TopicShared>) {
+        let unused = |t: &Arc<TopicShared>, st: &topic::TopicState| {
+            st.subscribers == 0
+                && t.lazy.load(Ordering::Relaxed)
+                && st.last_seq == 0
+                && !st.removed
+                && Arc::strong_count(t) <= 2
         };
-        if empty_lazy {
-            // A topic created only by subscribers, with nothing published: forget it, so that
-            // subscribe/drop cycles leave nothing behind.
-            let mut topics = self.topics.write();
-            let mut st = t.state.lock();
-            if st.subscribers == 0 && st.last_seq == 0 && !st.removed {
-                st.removed = true;
-                topics.remove(&t.name);
-            }
+        if !unused(t, &t.state.lock()) {
+            return;
+        }
+        let mut topics = self.topics.write();
+        let mut st = t.state.lock();
+        if unused(t, &st) {
+            st.removed = true;
+            topics.remove(&t.name);
         }
     }
 
@@ -796,6 +853,7 @@ impl HubInner {
             st.ring.clear();
             st.ring_bytes = 0;
             st.snapshot.clear();
+            // `st.terminal` stays: a subscriber still open gets it before its stream ends.
             self.counters.sub_history(bytes);
             st.take_waiters()
         };
@@ -909,9 +967,6 @@ impl Topic {
     /// Sequences at or below the last one applied are ignored (a duplicate delivery), so a
     /// backplane may redeliver after a reconnect. Returns whether the event was applied.
     pub fn inject(&self, injected: Injected<'_>) -> Result<bool, PublishError> {
-        if injected.seq <= self.last_seq() {
-            return Ok(false);
-        }
         let body = injected.body;
         let res = self.shared.append(
             &self.hub.inner.counters,
@@ -936,8 +991,8 @@ impl Topic {
                 self.hub.inner.enforce_budget(&self.shared);
                 Ok(true)
             }
-            Err(AppendError::Finished) => Ok(false),
-            Err(AppendError::Encode(e)) => Err(PublishError::Event(e)),
+            Err(AppendError::Finished | AppendError::Stale) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -964,8 +1019,18 @@ impl Topic {
                 self.hub.inner.enforce_budget(&self.shared);
                 Ok(seq)
             }
-            Err(AppendError::Finished) => Err(PublishError::Finished),
-            Err(AppendError::Encode(e)) => Err(PublishError::Event(e)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl From<AppendError> for PublishError {
+    fn from(e: AppendError) -> Self {
+        match e {
+            AppendError::Finished | AppendError::Stale => PublishError::Finished,
+            AppendError::Removed => PublishError::NotFound,
+            AppendError::Overflow => PublishError::SequenceExhausted,
+            AppendError::Encode(e) => PublishError::Event(e),
         }
     }
 }

@@ -283,6 +283,12 @@ impl Subscription {
         let topic = &*sub.topic;
         let mut st = topic.state.lock();
         if st.removed {
+            // Evicted: the terminal event (kept on eviction) still reaches an open subscriber.
+            if let Some(term) = st.terminal.as_ref().filter(|t| sub.next.get() <= t.seq) {
+                sub.next.set(term.seq + 1);
+                emit(topics, term, multi, sink);
+                *delivered += 1;
+            }
             sub.done.set(true);
             return Outcome::Read;
         }
@@ -312,11 +318,13 @@ impl Subscription {
         }
         let queue = cfg.queue as u64;
         let mut conflating = false;
-        if head - next > queue {
+        // The policy judges the live backlog only: a resume's replay is bounded by the history
+        // and is delivered whole.
+        if head - next.max(sub.live_from) > queue {
             match cfg.policy {
                 Policy::Disconnect => return Outcome::Disconnect,
                 Policy::DropOldest => {
-                    let skip_to = head - queue;
+                    let skip_to = (head - queue).max(next);
                     sink.frame(&gap_frame(&topic.name, next.checked_sub(1), skip_to));
                     counters.gap(1);
                     counters.dropped(skip_to - next);
@@ -352,7 +360,13 @@ impl Subscription {
 
     /// Queues the frames a new or resuming subscriber needs first (gap notices, snapshot
     /// entries of topic `i`), with the right ids.
-    pub(crate) fn push_initial(&mut self, i: usize, gap: Option<Bytes>, entries: &[Entry]) {
+    pub(crate) fn push_initial(
+        &mut self,
+        i: usize,
+        gap: Option<Bytes>,
+        entries: &[Entry],
+        after: u64,
+    ) {
         let mut queue = std::mem::take(&mut self.pending);
         queue.extend(gap);
         let mut sink = QueueSink {
@@ -360,12 +374,11 @@ impl Subscription {
             frames: 0,
         };
         let multi = self.topics.len() > 1;
-        let cursor = self.topics[i].next.get();
         for e in entries {
             self.topics[i].next.set(e.seq + 1);
             emit(&self.topics, e, multi, &mut sink);
         }
-        self.topics[i].next.set(cursor);
+        self.topics[i].next.set(after);
         self.hub.counters.delivered(entries.len() as u64);
         self.pending = queue;
     }

@@ -1,6 +1,7 @@
 //! One topic: its shared log (history ring), snapshot, lifecycle and waiting subscribers.
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::task::Waker;
 
@@ -31,8 +32,8 @@ pub(crate) struct TopicShared {
     pub(crate) config: TopicConfig,
     pub(crate) owner: Option<Arc<str>>,
     /// Created on demand by a subscriber: removed again when its last subscriber leaves before
-    /// anything was published.
-    pub(crate) lazy: bool,
+    /// anything was published. Cleared when someone asks for the topic to publish.
+    pub(crate) lazy: AtomicBool,
     pub(crate) state: Mutex<TopicState>,
 }
 
@@ -60,6 +61,12 @@ pub(crate) struct TopicState {
 #[derive(Debug)]
 pub(crate) enum AppendError {
     Finished,
+    /// The topic was evicted from the hub.
+    Removed,
+    /// An injected sequence at or below the last one applied (a redelivery).
+    Stale,
+    /// The sequence space is exhausted.
+    Overflow,
     Encode(crate::EventError),
 }
 
@@ -74,7 +81,7 @@ impl TopicShared {
             name,
             config,
             owner,
-            lazy,
+            lazy: AtomicBool::new(lazy),
             state: Mutex::new(TopicState {
                 ring: VecDeque::new(),
                 ring_bytes: 0,
@@ -106,12 +113,21 @@ impl TopicShared {
         if st.terminal.is_some() {
             return Err(AppendError::Finished);
         }
+        if st.removed {
+            return Err(AppendError::Removed);
+        }
+        let Some(following) = st.last_seq.checked_add(1).filter(|&n| n < u64::MAX) else {
+            return Err(AppendError::Overflow);
+        };
         let seq = match seq {
+            // Checked under the lock, so that concurrent redeliveries cannot both pass.
+            Some(s) if s < following => return Err(AppendError::Stale),
+            Some(u64::MAX) => return Err(AppendError::Overflow),
             Some(s) => s,
-            None => st.last_seq + 1,
+            None => following,
         };
         let enc = make(seq).map_err(AppendError::Encode)?;
-        if seq != st.last_seq + 1 {
+        if seq != following {
             // An injected sequence that skips ahead (a backplane that lost events): the ring
             // must stay contiguous, so the old history can no longer be stitched to it.
             counters.sub_history(st.ring_bytes);
@@ -179,8 +195,10 @@ impl TopicShared {
     }
 
     /// Whether the topic can be evicted at `now`.
+    /// Whether the topic can be evicted at `now`. `self` is the registry's `Arc`: an idle topic
+    /// that someone still holds a handle on (a live `JobPublisher`) stays.
     pub(crate) fn expired(
-        &self,
+        self: &Arc<Self>,
         now: Instant,
         finished_ttl: std::time::Duration,
         idle_ttl: std::time::Duration,
@@ -190,7 +208,7 @@ impl TopicShared {
         if st.terminal.is_some() {
             idle >= finished_ttl
         } else {
-            st.subscribers == 0 && idle >= idle_ttl
+            st.subscribers == 0 && idle >= idle_ttl && Arc::strong_count(self) == 1
         }
     }
 }
@@ -251,7 +269,11 @@ impl TopicState {
     pub(crate) fn remove_slot(&mut self, slot: usize) {
         self.subscribers -= 1;
         if let Some(w) = self.wakers.get_mut(slot) {
-            *w = None;
+            if w.take().is_some() {
+                if let Some(p) = self.waiting.iter().position(|&s| s == slot) {
+                    self.waiting.swap_remove(p);
+                }
+            }
             self.free.push(slot);
         }
         if self.subscribers == 0 {
