@@ -1,1 +1,7 @@
 //! Shared helpers for the examples.
+
+pub mod bench_server;
+pub mod characters;
+pub mod demo;
+pub mod pdf_ocr;
+pub mod video;

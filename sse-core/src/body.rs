@@ -310,7 +310,9 @@ impl<S: FrameSource> SseBody<S> {
         if self.heartbeat.is_some() {
             self.last_activity = Instant::now();
         }
-        Poll::Ready(Some(self.buf.split().freeze()))
+        // Hand the whole buffer over instead of splitting it: a split would leave the idle body
+        // holding the burst's allocation until the next chunk.
+        Poll::Ready(Some(std::mem::take(&mut self.buf).freeze()))
     }
 
     fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {

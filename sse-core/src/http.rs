@@ -186,7 +186,9 @@ pub fn status_for(err: &SubscribeError) -> StatusCode {
         SubscribeError::Unauthenticated => StatusCode::UNAUTHORIZED,
         SubscribeError::Forbidden => StatusCode::FORBIDDEN,
         SubscribeError::NoTopics => StatusCode::BAD_REQUEST,
-        SubscribeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        SubscribeError::ShuttingDown | SubscribeError::Unavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 

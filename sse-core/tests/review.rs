@@ -58,10 +58,11 @@ fn disconnect_resume_inside_history_makes_progress() {
     for i in 1..=10 {
         t.publish(Event::new().data(i.to_string())).unwrap();
     }
-    t.finish(Event::new().event("completed").data("done")).unwrap();
+    t.finish(Event::new().event("completed").data("done"))
+        .unwrap();
     let (evs, ended) = drain(&mut slow);
     assert!(ended && evs.is_empty()); // disconnected, as documented
-    // The client reconnects with its last id (0): everything is still in the history.
+                                      // The client reconnects with its last id (0): everything is still in the history.
     let mut again = resume(&hub, "t", "0").unwrap();
     let (evs, ended) = drain(&mut again);
     assert!(ended);
@@ -81,7 +82,11 @@ fn drop_oldest_resume_inside_history_replays_exactly() {
     let mut s = resume(&hub, "t", "2").unwrap();
     let (evs, _) = drain(&mut s);
     let ids: Vec<&str> = evs.iter().map(|e| e.2.as_str()).collect();
-    assert_eq!(ids, ["3", "4", "5", "6", "7", "8", "9", "10"], "got {evs:?}");
+    assert_eq!(
+        ids,
+        ["3", "4", "5", "6", "7", "8", "9", "10"],
+        "got {evs:?}"
+    );
 }
 
 // ---------------------------------------------------------------- terminal never lost
@@ -94,7 +99,8 @@ fn terminal_survives_eviction_of_finished_topic() {
     let t = hub.topic("t").unwrap();
     let mut s = hub.subscribe("t").unwrap();
     t.publish(Event::new().data("a")).unwrap();
-    t.finish(Event::new().event("completed").data("done")).unwrap();
+    t.finish(Event::new().event("completed").data("done"))
+        .unwrap();
     hub.evict_expired();
     let (evs, ended) = drain(&mut s);
     assert!(ended);
@@ -147,7 +153,10 @@ fn job_complete_error_still_finishes_job() {
     let job = hub.job("j").unwrap();
     let topic = job.topic().clone();
     assert!(job.complete(Event::new().event("bad\nname")).is_err());
-    assert!(topic.is_finished(), "job left unfinished after complete() failed");
+    assert!(
+        topic.is_finished(),
+        "job left unfinished after complete() failed"
+    );
 }
 
 // ---------------------------------------------------------------- ids and cursors
@@ -199,7 +208,10 @@ fn multi_topic_initial_snapshot_ids_resume() {
         .subscribe(SubscribeOptions::topics(["a", "b"]).last_event_id(Some(e.last_event_id)))
         .unwrap();
     let (evs, _) = drain(&mut again);
-    assert!(evs.iter().any(|e| e.1 == "b-state"), "b's state lost: {evs:?}");
+    assert!(
+        evs.iter().any(|e| e.1 == "b-state"),
+        "b's state lost: {evs:?}"
+    );
 }
 
 /// The same topic twice in one subscription delivers every event twice.
@@ -228,7 +240,10 @@ fn inject_u64_max_does_not_panic() {
             terminal: false,
         })
         .unwrap_err();
-    assert!(matches!(err, sse_core::hub::PublishError::SequenceExhausted));
+    assert!(matches!(
+        err,
+        sse_core::hub::PublishError::SequenceExhausted
+    ));
     t.inject(Injected {
         seq: u64::MAX - 2,
         body: b"data: x\n",
@@ -236,7 +251,10 @@ fn inject_u64_max_does_not_panic() {
         terminal: false,
     })
     .unwrap();
-    assert_eq!(t.publish(sse_core::Event::new().data("y")).unwrap(), u64::MAX - 1);
+    assert_eq!(
+        t.publish(sse_core::Event::new().data("y")).unwrap(),
+        u64::MAX - 1
+    );
     assert!(t.publish(sse_core::Event::new().data("z")).is_err());
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut s = resume(&hub, "t", "0").unwrap();
@@ -324,9 +342,12 @@ fn refused_lazy_subscribe_leaves_no_topic() {
             SubscribeError::NotFound
         );
     }
-    let _one = hub.subscribe(SubscribeOptions::topic("x").user("u")).unwrap();
+    let _one = hub
+        .subscribe(SubscribeOptions::topic("x").user("u"))
+        .unwrap();
     assert_eq!(
-        hub.subscribe(SubscribeOptions::topic("y").user("u")).unwrap_err(),
+        hub.subscribe(SubscribeOptions::topic("y").user("u"))
+            .unwrap_err(),
         SubscribeError::UserLimit { limit: 1 }
     );
     assert_eq!(hub.topic_count(), 1, "leaked lazily created topics");
@@ -353,7 +374,8 @@ fn u64_max_cursors_do_not_panic() {
     let mut s = resume(&hub, "t", &max).unwrap();
     let (evs, _) = drain(&mut s);
     assert_eq!(evs[0].0, "gap");
-    t.finish(Event::new().event("completed").data("done")).unwrap();
+    t.finish(Event::new().event("completed").data("done"))
+        .unwrap();
     let mut s = resume(&hub, "t", &max).unwrap();
     let (evs, ended) = drain(&mut s);
     assert!(ended, "{evs:?}");
@@ -374,7 +396,9 @@ fn counts_balance_after_refusals_and_finished() {
         .build();
     let a = hub.topic("a").unwrap();
     hub.topic("b").unwrap();
-    let s1 = hub.subscribe(SubscribeOptions::topic("a").user("u")).unwrap();
+    let s1 = hub
+        .subscribe(SubscribeOptions::topic("a").user("u"))
+        .unwrap();
     // TopicFull on the second topic after the first took a slot and a user count.
     assert_eq!(
         hub.subscribe(SubscribeOptions::topics(["b", "a"]).user("u"))
@@ -383,9 +407,12 @@ fn counts_balance_after_refusals_and_finished() {
     );
     assert_eq!(hub.subscriber_count(), 1);
     assert_eq!(hub.get_topic("b").unwrap().subscriber_count(), 0);
-    let s2 = hub.subscribe(SubscribeOptions::topic("b").user("u")).unwrap();
+    let s2 = hub
+        .subscribe(SubscribeOptions::topic("b").user("u"))
+        .unwrap();
     drop((s1, s2));
-    a.finish(Event::new().event("completed").data("done")).unwrap();
+    a.finish(Event::new().event("completed").data("done"))
+        .unwrap();
     assert_eq!(
         resume(&hub, "a", "1").unwrap_err(),
         SubscribeError::Finished
@@ -393,8 +420,12 @@ fn counts_balance_after_refusals_and_finished() {
     assert_eq!(hub.subscriber_count(), 0);
     assert_eq!(a.subscriber_count(), 0);
     // The user count went back to 0: two more fit.
-    let _x = hub.subscribe(SubscribeOptions::topic("a").user("u")).unwrap();
-    let _y = hub.subscribe(SubscribeOptions::topic("b").user("u")).unwrap();
+    let _x = hub
+        .subscribe(SubscribeOptions::topic("a").user("u"))
+        .unwrap();
+    let _y = hub
+        .subscribe(SubscribeOptions::topic("b").user("u"))
+        .unwrap();
 }
 
 /// Resume racing a publisher thread: exactly the events after K, no gap, no duplicate.
@@ -411,11 +442,14 @@ fn resume_races_publisher_without_gap_or_duplicate() {
             for i in 0..20_000 {
                 t.publish(Event::new().data(i.to_string())).unwrap();
             }
-            t.finish(Event::new().event("completed").data("done")).unwrap();
+            t.finish(Event::new().event("completed").data("done"))
+                .unwrap();
         })
     };
     let mut s = resume(&hub, "t", "50").unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let ids: Vec<u64> = rt.block_on(async {
         let mut ids = Vec::new();
         while let Some(f) = s.next().await {

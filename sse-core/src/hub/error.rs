@@ -70,4 +70,8 @@ pub enum SubscribeError {
     /// The hub is shutting down (HTTP 503).
     #[error("server is shutting down")]
     ShuttingDown,
+    /// The backplane is unreachable and this node cannot serve the client's position yet
+    /// (HTTP 503; see [`Hub::subscribe_async`](crate::Hub::subscribe_async)).
+    #[error("backplane unavailable")]
+    Unavailable,
 }

@@ -1,6 +1,6 @@
 //! [`JobPublisher`]: a typed handle for a job's progress, ending in `completed` or `failed`.
 
-use super::{PublishError, Topic};
+use super::{PublishAck, PublishError, Topic};
 use crate::Event;
 
 /// Publishes one job's progress and its end.
@@ -91,6 +91,32 @@ impl JobPublisher {
         self.finished = matches!(r, Ok(_) | Err(PublishError::Finished));
         r
     }
+
+    /// [`progress`](Self::progress) for async code, through a backplane if the hub has one
+    /// (see [`Topic::publish_async`]).
+    pub fn progress_async<T: serde::Serialize + Sync>(&self, value: &T) -> PublishAck {
+        self.topic
+            .publish_keyed_async("progress", Event::new().event("progress").json(value))
+    }
+
+    /// [`event`](Self::event) for async code (see [`Topic::publish_async`]).
+    pub fn event_async(&self, event: Event<'_>) -> PublishAck {
+        self.topic.publish_async(event)
+    }
+
+    /// [`complete`](Self::complete) for async code (see [`Topic::finish_async`]).
+    pub async fn complete_async(mut self, event: Event<'_>) -> Result<u64, PublishError> {
+        let r = self.topic.finish_async(event).await;
+        self.finished = matches!(r, Ok(_) | Err(PublishError::Finished));
+        r
+    }
+
+    /// [`fail`](Self::fail) for async code (see [`Topic::finish_async`]).
+    pub async fn fail_async(mut self, reason: &str) -> Result<u64, PublishError> {
+        let r = self.topic.finish_async(failed_event(reason)).await;
+        self.finished = matches!(r, Ok(_) | Err(PublishError::Finished));
+        r
+    }
 }
 
 fn failed_event(reason: &str) -> Event<'_> {
@@ -108,7 +134,12 @@ impl Drop for JobPublisher {
                 "worker ended without finishing the job"
             };
             // Already finished by someone else is fine; nothing else can be done in a drop.
-            let _ = self.topic.finish(failed_event(reason));
+            if self.topic.hub().backplane().is_some() {
+                // Handed to the backplane now, from any thread; nobody waits for the ack.
+                drop(self.topic.finish_async(failed_event(reason)));
+            } else {
+                let _ = self.topic.finish(failed_event(reason));
+            }
         }
     }
 }

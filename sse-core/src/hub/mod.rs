@@ -74,7 +74,10 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::time::Instant;
 
-pub use backplane::{Backplane, BackplaneError, Injected};
+pub use backplane::{
+    Backplane, BackplaneError, BackplaneFuture, Injected, Outgoing, PublishAck, WeakHub,
+    SEQ_PLACEHOLDER, SEQ_PLACEHOLDER_TEXT,
+};
 pub use config::{HubConfig, Policy, TopicConfig};
 pub use cursor::{Cursor, Position};
 pub use error::{PublishError, SubscribeError};
@@ -204,7 +207,7 @@ impl HubBuilder {
 
     /// Builds the hub.
     pub fn build(self) -> Hub {
-        Hub {
+        let hub = Hub {
             inner: Arc::new(HubInner {
                 config: self.config,
                 topics: RwLock::new(HashMap::new()),
@@ -216,7 +219,11 @@ impl HubBuilder {
                 next_sweep: AtomicU64::new(0),
                 epoch: Instant::now(),
             }),
+        };
+        if let Some(bp) = &hub.inner.backplane {
+            bp.attach(hub.downgrade());
         }
+        hub
     }
 }
 
@@ -516,7 +523,11 @@ impl Hub {
             }
             let done = st.terminal.as_ref().is_some_and(|term| next > term.seq);
             let slot = st.add_slot();
+            let first_subscriber = st.subscribers == 1;
             drop(st);
+            if first_subscriber {
+                self.inner.interest_changed(&t.name);
+            }
             // Until its first frames are queued, a topic's cursor stands before them, so that a
             // composite id written for another topic's frame never claims them as seen.
             let start = entries.first().map_or(next, |e| e.seq);
@@ -758,8 +769,15 @@ impl HubInner {
 
     /// Called once per subscription when it ends or is dropped.
     pub(crate) fn leave_topic(&self, t: &Arc<TopicShared>, slot: usize) {
-        t.state.lock().remove_slot(slot);
+        let last_subscriber = {
+            let mut st = t.state.lock();
+            st.remove_slot(slot);
+            st.subscribers == 0
+        };
         self.forget_if_unused(t);
+        if last_subscriber {
+            self.interest_changed(&t.name);
+        }
     }
 
     /// Forgets a topic created only by subscribers when nobody uses it any more: no subscriber,
@@ -1002,14 +1020,10 @@ impl Topic {
         terminal: bool,
         make: impl FnOnce(u64) -> Result<crate::event::Encoded, crate::EventError>,
     ) -> Result<u64, PublishError> {
-        if let Some(bp) = &self.hub.inner.backplane {
-            // Encode once here; the backplane orders the event and every node (this one too)
-            // applies it through `inject`.
-            let enc = make(0).map_err(PublishError::Event)?;
-            let bytes = enc.frame.as_bytes();
-            return bp
-                .publish(&self.shared.name, &bytes[..enc.body_len], key, terminal)
-                .map_err(PublishError::Backplane);
+        if self.hub.inner.backplane.is_some() {
+            // Encoded once here; the backplane orders the event and every node (this one too)
+            // applies it through `inject`. Blocks off-runtime, refuses on one (see `backplane`).
+            return self.publish_blocking(key, terminal, make);
         }
         let res = self
             .shared

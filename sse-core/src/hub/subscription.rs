@@ -92,7 +92,8 @@ impl Sink for BufSink<'_> {
         self.frames += 1;
     }
     fn full(&self) -> bool {
-        self.buf.len() >= self.max
+        // At least one frame per fill, so a small budget never returns Pending unregistered.
+        self.frames > 0 && self.buf.len() >= self.max
     }
 }
 

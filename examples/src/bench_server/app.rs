@@ -1,0 +1,426 @@
+//! The protocol, independent of the HTTP front end: a request in, a [`Reply`] out.
+
+use std::fmt::Write as _;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use http::StatusCode;
+use sse_core::body::FrameSource;
+use sse_core::http::{error_response_parts, publish_status, query_param};
+use sse_core::hub::{PublishError, SubscribeOptions};
+use sse_core::{Event, Hub, SseBody, Subscription};
+
+use super::{policy_name, Config};
+
+/// Most events one `POST /pub` may ask for.
+pub const MAX_N: u64 = 10_000_000;
+/// Largest payload one `POST /pub` may ask for, in bytes.
+pub const MAX_SIZE: usize = 1 << 20;
+/// A publisher yields to the runtime at least every this many events, so that one huge
+/// `POST /pub` cannot starve the other connections of a single-threaded server.
+const MAX_STRIDE: usize = 4096;
+
+/// Sent with every response, so that pages from any origin (a browser test page) can read
+/// the streams and the replies.
+pub(crate) const CORS: (&str, &str) = ("access-control-allow-origin", "*");
+
+/// Sent with the answer to a CORS preflight (`OPTIONS`).
+pub(crate) const PREFLIGHT: [(&str, &str); 3] = [
+    ("access-control-allow-methods", "GET, POST, OPTIONS"),
+    (
+        "access-control-allow-headers",
+        "last-event-id, cache-control, content-type",
+    ),
+    ("access-control-max-age", "86400"),
+];
+
+/// What a front end hands to [`App::handle`].
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+    /// The `Last-Event-ID` header, else the `lastEventId` query parameter.
+    pub(crate) last_event_id: Option<String>,
+}
+
+/// What a front end sends back.
+pub(crate) enum Reply {
+    /// `200`, [`sse_core::http::stream_headers`], and the body.
+    Stream(Body),
+    /// `204` to a CORS preflight: [`CORS`] and [`PREFLIGHT`] headers.
+    Preflight,
+    /// A complete response (`content_type` is ignored when `body` is empty).
+    Full {
+        status: StatusCode,
+        content_type: &'static str,
+        body: Bytes,
+    },
+}
+
+impl Reply {
+    fn text(status: StatusCode, msg: impl Into<String>) -> Reply {
+        let mut s: String = msg.into();
+        if !s.ends_with('\n') {
+            s.push('\n');
+        }
+        Reply::Full {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: Bytes::from(s),
+        }
+    }
+
+    fn bad(msg: impl Into<String>) -> Reply {
+        Reply::text(StatusCode::BAD_REQUEST, msg)
+    }
+}
+
+/// The response body of a stream.
+pub(crate) type Body = SseBody<Source>;
+
+/// Most bytes coalesced into one chunk (one write).
+const MAX_CHUNK: usize = 64 << 10;
+/// Room for the frame that crosses [`MAX_CHUNK`], so that it does not grow the buffer.
+const SLACK: usize = 2 << 10;
+
+/// A [`Subscription`] as the body's frame source, with a buffer strategy for bursts.
+///
+/// `SseBody` appends ready frames to a `BytesMut` that starts empty for every chunk, so a
+/// burst grows it by doubling (about ten reallocations and copies for a 64 KiB chunk), and the
+/// empty buffer it keeps after handing a chunk out still pins that chunk's allocation until
+/// the next chunk. Here the buffer is sized once, after the first ready frame shows that a
+/// chunk is coming (an idle stream allocates nothing), and released when the body asks for the
+/// next chunk.
+pub(crate) struct Source(Subscription);
+
+impl FrameSource for Source {
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<Option<usize>> {
+        if buf.is_empty() {
+            // Drop the reference to the previous chunk's allocation.
+            *buf = BytesMut::new();
+        }
+        // One frame (the body may have put its first frame in already): is a chunk coming?
+        let probe = buf.len() + 1;
+        let first = match self.0.poll_fill(cx, buf, probe) {
+            Poll::Ready(Some(n)) => n,
+            other => return other,
+        };
+        if buf.len() >= max {
+            return Poll::Ready(Some(first));
+        }
+        buf.reserve((max + SLACK).saturating_sub(buf.len()));
+        match self.0.poll_fill(cx, buf, max) {
+            Poll::Ready(Some(n)) => Poll::Ready(Some(first + n)),
+            // The end (if any) is reported on the next call.
+            Poll::Ready(None) | Poll::Pending => Poll::Ready(Some(first)),
+        }
+    }
+}
+
+/// The shared state of a server: the hub and the settings /stats reports.
+pub(crate) struct App {
+    hub: Hub,
+    policy: &'static str,
+    queue: usize,
+    history: usize,
+    frontend: &'static str,
+    stride: usize,
+    heartbeat: Duration,
+}
+
+impl App {
+    pub(crate) fn new(hub: Hub, config: &Config) -> App {
+        App {
+            hub,
+            policy: policy_name(config.policy),
+            queue: config.queue,
+            history: config.history,
+            frontend: config.frontend.as_str(),
+            heartbeat: config.heartbeat,
+            // Half the smaller of the subscriber bound and the history: subscribers that keep
+            // up get to run before they could fall behind (the publisher never waits for them:
+            // it only lets the runtime run once).
+            stride: (config.queue.min(config.history) / 2).clamp(1, MAX_STRIDE),
+        }
+    }
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub(crate) async fn handle(&self, req: Request<'_>) -> Reply {
+        let path = req.path;
+        if let Some(topic) = path.strip_prefix("/sub/") {
+            return match (req.method, topic_name(topic)) {
+                (_, None) => not_found(path),
+                ("GET", Some(t)) => self.subscribe(t, req.last_event_id),
+                ("OPTIONS", Some(_)) => Reply::Preflight,
+                _ => method_not_allowed(req.method, path),
+            };
+        }
+        if let Some(topic) = path.strip_prefix("/pub/") {
+            return match (req.method, topic_name(topic)) {
+                (_, None) => not_found(path),
+                ("POST", Some(t)) => self.publish(t, req.query).await,
+                ("OPTIONS", Some(_)) => Reply::Preflight,
+                _ => method_not_allowed(req.method, path),
+            };
+        }
+        if let Some(topic) = path.strip_prefix("/finish/") {
+            return match (req.method, topic_name(topic)) {
+                (_, None) => not_found(path),
+                ("POST", Some(t)) => self.finish(t, req.query),
+                ("OPTIONS", Some(_)) => Reply::Preflight,
+                _ => method_not_allowed(req.method, path),
+            };
+        }
+        if path == "/stats" {
+            return match req.method {
+                "GET" => self.stats(),
+                "OPTIONS" => Reply::Preflight,
+                _ => method_not_allowed(req.method, path),
+            };
+        }
+        not_found(path)
+    }
+
+    fn subscribe(&self, topic: &str, last_event_id: Option<String>) -> Reply {
+        let opts = SubscribeOptions::topic(topic)
+            .last_event_id(last_event_id)
+            .create_if_missing(true);
+        match self.hub.subscribe(opts) {
+            Ok(sub) => Reply::Stream(
+                SseBody::from_source(Source(sub))
+                    .heartbeat(Some(self.heartbeat))
+                    .max_chunk(MAX_CHUNK),
+            ),
+            Err(e) => {
+                let (status, _headers, body) = error_response_parts(&e);
+                Reply::text_or_empty(status, body)
+            }
+        }
+    }
+
+    async fn publish(&self, name: &str, query: Option<&str>) -> Reply {
+        let n = match number(query, "n", MAX_N) {
+            Ok(n) => n,
+            Err(msg) => return Reply::bad(msg),
+        };
+        let size = match number(query, "size", MAX_SIZE as u64) {
+            // At most MAX_SIZE, so it fits.
+            Ok(s) => s as usize,
+            Err(msg) => return Reply::bad(msg),
+        };
+        let event = query.and_then(|q| query_param(q, "event"));
+        let event = event.as_deref().filter(|e| !e.is_empty());
+        let key = query.and_then(|q| query_param(q, "key"));
+        let key = key.as_deref().filter(|k| !k.is_empty());
+        let topic = match self.hub.topic(name) {
+            Ok(t) => t,
+            Err(e) => return publish_error(&e, 0, n),
+        };
+        if topic.is_finished() {
+            return publish_error(&PublishError::Finished, 0, n);
+        }
+        let pad = "x".repeat(size);
+        let pad = pad.as_str();
+        let mut payload = String::with_capacity(size.max(64));
+        for i in 0..n {
+            if i > 0 && i % self.stride as u64 == 0 {
+                tokio::task::yield_now().await;
+            }
+            let buf = &mut payload;
+            let res = topic.publish_with(key, move |seq| {
+                // Moving the borrow in makes the closure FnOnce, so the event may borrow it.
+                let buf: &mut String = buf;
+                write_payload(buf, seq, size, pad);
+                let buf: &String = buf;
+                let e = Event::new().data(buf.as_str());
+                match event {
+                    Some(name) => e.event(name),
+                    None => e,
+                }
+            });
+            if let Err(e) = res {
+                return publish_error(&e, i, n);
+            }
+        }
+        Reply::text(StatusCode::OK, n.to_string())
+    }
+
+    fn finish(&self, name: &str, query: Option<&str>) -> Reply {
+        let status = query.and_then(|q| query_param(q, "status"));
+        let status = match status.as_deref() {
+            Some(s @ ("completed" | "failed")) => s,
+            Some(other) => {
+                return Reply::bad(format!(
+                    "unknown status {other:?}: expected completed or failed"
+                ))
+            }
+            None => return Reply::bad("missing status: expected status=completed or failed"),
+        };
+        let topic = match self.hub.topic(name) {
+            Ok(t) => t,
+            Err(e) => return publish_error(&e, 0, 1),
+        };
+        let data = format!("{{\"status\":\"{status}\"}}");
+        match topic.finish(Event::new().event(status).data(data)) {
+            Ok(id) => Reply::text(StatusCode::OK, id.to_string()),
+            Err(PublishError::Finished) => Reply::text(
+                StatusCode::CONFLICT,
+                "topic is already finished: no more events can be published",
+            ),
+            Err(e) => publish_error(&e, 0, 1),
+        }
+    }
+
+    fn stats(&self) -> Reply {
+        let m = self.hub.metrics();
+        let mut v = match serde_json::to_value(&m) {
+            Ok(v) => v,
+            Err(e) => {
+                return Reply::text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("cannot serialize metrics: {e}"),
+                )
+            }
+        };
+        if let Some(o) = v.as_object_mut() {
+            o.insert("frontend".into(), self.frontend.into());
+            o.insert("policy".into(), self.policy.into());
+            o.insert("queue".into(), self.queue.into());
+            o.insert("history".into(), self.history.into());
+        }
+        let mut body = v.to_string();
+        body.push('\n');
+        Reply::Full {
+            status: StatusCode::OK,
+            content_type: "application/json",
+            body: Bytes::from(body),
+        }
+    }
+}
+
+impl Reply {
+    fn text_or_empty(status: StatusCode, body: String) -> Reply {
+        if body.is_empty() {
+            Reply::Full {
+                status,
+                content_type: "text/plain; charset=utf-8",
+                body: Bytes::new(),
+            }
+        } else {
+            Reply::text(status, body)
+        }
+    }
+}
+
+/// Evicts expired topics now and then (the hub also sweeps lazily on subscribe).
+pub(crate) async fn sweeper(hub: Hub) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        hub.evict_expired();
+    }
+}
+
+/// A topic path segment: non-empty, no further `/`.
+fn topic_name(s: &str) -> Option<&str> {
+    (!s.is_empty() && !s.contains('/')).then_some(s)
+}
+
+fn not_found(path: &str) -> Reply {
+    Reply::text(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no such path {:?}: expected /sub/TOPIC, /pub/TOPIC, /finish/TOPIC or /stats",
+            path.escape_debug().to_string()
+        ),
+    )
+}
+
+fn method_not_allowed(method: &str, path: &str) -> Reply {
+    let allowed = if path == "/stats" || path.starts_with("/sub/") {
+        "GET"
+    } else {
+        "POST"
+    };
+    Reply::text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "method {} not allowed on {}: use {allowed}",
+            method.escape_debug(),
+            path.escape_debug()
+        ),
+    )
+}
+
+fn publish_error(e: &PublishError, done: u64, n: u64) -> Reply {
+    let status = publish_status(e);
+    let msg = match e {
+        PublishError::Finished if done == 0 => {
+            "topic is finished: no more events can be published".to_owned()
+        }
+        PublishError::Finished => {
+            format!(
+                "topic was finished after {done} of {n} events: no more events can be published"
+            )
+        }
+        PublishError::Event(ev) => format!("invalid event: {ev}"),
+        other => other.to_string(),
+    };
+    Reply::text(status, msg)
+}
+
+/// A required non-negative integer query parameter, at most `max`.
+fn number(query: Option<&str>, name: &str, max: u64) -> Result<u64, String> {
+    let Some(v) = query.and_then(|q| query_param(q, name)) else {
+        return Err(format!("missing {name}: expected ?n=COUNT&size=BYTES"));
+    };
+    match v.parse::<u64>() {
+        Ok(x) if x <= max => Ok(x),
+        Ok(_) => Err(format!("{name}={v} is too large: at most {max}")),
+        Err(_) => Err(format!(
+            "{name}={:?} is not a non-negative integer",
+            v.escape_debug().to_string()
+        )),
+    }
+}
+
+/// `{"seq":K,"ts":NANOS,"pad":"xxx…"}`, padded to `size` bytes when `size` leaves room.
+fn write_payload(out: &mut String, seq: u64, size: usize, pad: &str) {
+    out.clear();
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let _ = write!(out, "{{\"seq\":{seq},\"ts\":{ts},\"pad\":\"");
+    let fill = size.saturating_sub(out.len() + 2).min(pad.len());
+    out.push_str(&pad[..fill]);
+    out.push_str("\"}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_is_padded_to_size() {
+        let mut s = String::new();
+        let pad = "x".repeat(1000);
+        write_payload(&mut s, 7, 100, &pad);
+        assert_eq!(s.len(), 100);
+        assert!(s.starts_with("{\"seq\":7,\"ts\":"));
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["seq"], 7);
+        write_payload(&mut s, 7, 0, &pad);
+        assert!(s.ends_with("\"pad\":\"\"}"));
+    }
+}

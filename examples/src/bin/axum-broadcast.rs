@@ -1,0 +1,12 @@
+//! The baseline for the fan-out bench: axum 0.8's `Sse` over `tokio::sync::broadcast`
+//! (part 1 of `/work/shared/bench-protocol.md`), on a current-thread runtime.
+//!
+//! `PORT=8081 cargo run -p sse-examples --release --bin axum-broadcast`. See
+//! [`sse_examples::bench_server::axum_broadcast`].
+
+fn main() -> std::process::ExitCode {
+    sse_examples::bench_server::main_with(
+        "axum-broadcast",
+        sse_examples::bench_server::axum_broadcast::serve,
+    )
+}

@@ -1,0 +1,170 @@
+#![allow(clippy::unwrap_used)]
+//! The demo: every app on one port, the index page, path routing, event streams through the
+//! proxy without buffering, and a graceful shutdown with streams open.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::multipart::{Form, Part};
+use reqwest::{header, redirect, StatusCode};
+use serde_json::Value;
+use sse_core::Decoder;
+use sse_examples::demo::{self, DemoConfig};
+use sse_examples::pdf_ocr::sample_pdf;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Reads an event stream to its end: (arrival time, event name, JSON data) per event.
+async fn timed_events(res: reqwest::Response) -> Vec<(Instant, String, Value)> {
+    let mut dec = Decoder::new();
+    let mut out = Vec::new();
+    let mut body = res.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        dec.feed(&chunk.unwrap());
+        let now = Instant::now();
+        while let Some(e) = dec.next_event() {
+            let data = serde_json::from_str(&e.data).unwrap_or(Value::Null);
+            out.push((now, e.event, data));
+        }
+    }
+    out
+}
+
+fn pdf_form() -> Form {
+    let pdf = sample_pdf(&["Demo page one", "Demo page two"]).unwrap();
+    Form::new()
+        .part("pdf_file", Part::bytes(pdf).file_name("demo.pdf"))
+        .text("title", "Demo")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_app_on_one_port() {
+    tokio::time::timeout(TEST_TIMEOUT, async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(demo::run(listener, DemoConfig::from_env(), async {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let get = |path: &str| client.get(format!("{base}{path}")).send();
+
+        // The index links every app.
+        let index = get("/").await.unwrap().text().await.unwrap();
+        for app in ["pdf/", "characters/", "video/"] {
+            assert!(
+                index.contains(&format!("href=\"{app}\"")),
+                "index links {app}"
+            );
+        }
+        // Each app's page, under its prefix; the bare prefix redirects to it.
+        for app in ["pdf", "characters", "video"] {
+            let res = get(&format!("/{app}")).await.unwrap();
+            assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT, "/{app}");
+            assert_eq!(res.headers()[header::LOCATION], format!("/{app}/").as_str());
+            let res = get(&format!("/{app}/")).await.unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "/{app}/");
+            assert!(res.text().await.unwrap().contains("<html"), "/{app}/");
+        }
+        assert_eq!(
+            get("/nowhere").await.unwrap().status(),
+            StatusCode::NOT_FOUND
+        );
+
+        // PDF: the page's relative path and the field report's absolute one.
+        for path in ["/pdf/api/books/upload/", "/api/books/upload/"] {
+            let res = client
+                .post(format!("{base}{path}"))
+                .bearer_auth("demo-token")
+                .header(header::ACCEPT, "text/event-stream")
+                .multipart(pdf_form())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            let events = timed_events(res).await;
+            let last = events.last().unwrap();
+            assert_eq!(last.1, "completed", "{path}");
+            assert_eq!(last.2["total_pages"], 2);
+        }
+
+        // Characters, through the proxy: a job's stream arrives event by event, not at the end.
+        let res = client
+            .post(format!("{base}/api/v1/characters/jobs"))
+            .bearer_auth("alice-token")
+            .json(&serde_json::json!({ "name": "Aria" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let accepted: Value = res.json().await.unwrap();
+        let stream_url = accepted["data"]["streamUrl"].as_str().unwrap().to_owned();
+        assert!(stream_url.starts_with("/characters/"), "{stream_url}");
+        let res = client
+            .get(format!("{base}{stream_url}"))
+            .bearer_auth("alice-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+        let events = timed_events(res).await;
+        let updates: Vec<&(Instant, String, Value)> = events
+            .iter()
+            .filter(|e| e.2["type"] == "job_update")
+            .collect();
+        assert!(updates.len() >= 2, "{events:?}");
+        let (first, last) = (updates[0], updates[updates.len() - 1]);
+        assert_eq!(last.2["status"], "completed");
+        assert_ne!(first.2["status"], "completed");
+        assert!(
+            last.0.duration_since(first.0) >= Duration::from_millis(300),
+            "the proxy delivered the stream in one piece: {:?}",
+            last.0.duration_since(first.0)
+        );
+
+        // Video: the report's absolute path reaches the app (a job that does not exist).
+        let res = get("/jobs/0000000000000000").await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert!(res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.to_str().unwrap().contains("json")));
+
+        // Shutdown with a proxied stream open: the stream gets its final frame and ends, and
+        // the demo returns.
+        let open = client
+            .get(format!("{base}/api/v1/sse/jobs/my"))
+            .bearer_auth("alice-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(open.status(), StatusCode::OK);
+        let reader = tokio::spawn(async move {
+            let mut body = open.bytes_stream();
+            let mut all = Vec::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                all.extend_from_slice(&chunk);
+            }
+            String::from_utf8_lossy(&all).into_owned()
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.send(()).unwrap();
+        let text = tokio::time::timeout(Duration::from_secs(10), reader)
+            .await
+            .expect("the open stream ends at shutdown")
+            .unwrap();
+        assert!(text.contains("server shutting down"), "{text}");
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("the demo stops")
+            .unwrap()
+            .unwrap();
+    })
+    .await
+    .expect("test took too long");
+}

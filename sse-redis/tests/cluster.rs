@@ -1,0 +1,588 @@
+//! Several in-process hubs (nodes), each with its own `RedisBackplane`, on a real
+//! `redis-server` started on a free port in a temporary directory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use sse_core::hub::{PublishError, SubscribeError, SubscribeOptions, TopicConfig};
+use sse_core::{Event, Hub, SseBody, Subscription};
+use sse_redis::{RedisBackplane, RedisConfig};
+
+/// A redis-server of our own; killed (and its directory removed) when dropped.
+struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sse-redis-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = RedisServer {
+            port,
+            dir,
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .args([
+                "--protected-mode",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                "redis.log",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server not found: install Debian's redis-server package");
+        self.child = Some(child);
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if self.ping() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    fn ping(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// `SHUTDOWN`: Redis writes its append-only file and exits.
+    fn stop(&mut self) {
+        use std::io::Write;
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.write_all(b"SHUTDOWN\r\n");
+        }
+        if let Some(mut c) = self.child.take() {
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until {
+                if c.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn config() -> RedisConfig {
+    let mut c = RedisConfig::default()
+        .max_backoff(Duration::from_millis(200))
+        .timeouts(Duration::from_millis(500), Duration::from_secs(2));
+    c.read_block = Duration::from_millis(1000);
+    c
+}
+
+async fn node(redis: &RedisServer, config: RedisConfig) -> (Hub, Arc<RedisBackplane>) {
+    node_with(redis, config, TopicConfig::default()).await
+}
+
+async fn node_with(
+    redis: &RedisServer,
+    config: RedisConfig,
+    topic: TopicConfig,
+) -> (Hub, Arc<RedisBackplane>) {
+    let bp = RedisBackplane::connect(&redis.url(), config).await.unwrap();
+    let hub = bp
+        .hub_builder()
+        .lazy_topics(true)
+        .topic_config(topic)
+        .build();
+    (hub, bp)
+}
+
+/// One received frame: (event type, data, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Got {
+    event: Option<String>,
+    data: String,
+    id: Option<String>,
+}
+
+fn parse(frame: &[u8]) -> Got {
+    let text = std::str::from_utf8(frame).unwrap();
+    let mut g = Got {
+        event: None,
+        data: String::new(),
+        id: None,
+    };
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("event: ") {
+            g.event = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            g.data = v.to_owned();
+        } else if let Some(v) = line.strip_prefix("id: ") {
+            g.id = Some(v.to_owned());
+        }
+    }
+    g
+}
+
+async fn next(sub: &mut Subscription) -> Option<Got> {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("no frame within 10 s")
+        .map(|f| parse(f.as_bytes()))
+}
+
+/// Reads until the stream ends (bounded).
+async fn drain(sub: &mut Subscription) -> Vec<Got> {
+    let mut out = Vec::new();
+    while let Some(g) = next(sub).await {
+        out.push(g);
+        assert!(out.len() < 100_000);
+    }
+    out
+}
+
+fn ids(got: &[Got]) -> Vec<u64> {
+    got.iter()
+        .map(|g| g.id.as_deref().unwrap().parse().unwrap())
+        .collect()
+}
+
+async fn publish_n(hub: &Hub, topic: &str, n: usize) -> Vec<u64> {
+    let t = hub.topic(topic).unwrap();
+    // All handed over at once (pipelined), acknowledged in order.
+    let acks: Vec<_> = (0..n)
+        .map(|_| {
+            t.publish_with_async(None, |seq| {
+                Event::new().json_owned(serde_json::json!({ "seq": seq }))
+            })
+        })
+        .collect();
+    let mut seqs = Vec::with_capacity(n);
+    for a in acks {
+        seqs.push(a.await.unwrap());
+    }
+    seqs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_on_a_reaches_b_and_c_once_in_order_and_finish_ends_everywhere() {
+    let redis = RedisServer::start();
+    let (a, bp_a) = node(&redis, config()).await;
+    let (b, bp_b) = node(&redis, config()).await;
+    let (c, bp_c) = node(&redis, config()).await;
+    let (_d, bp_d) = node(&redis, config()).await;
+
+    let mut subs = Vec::new();
+    for hub in [&b, &b, &c] {
+        subs.push(hub.subscribe_async("job").await.unwrap());
+    }
+    let seqs = publish_n(&a, "job", 200).await;
+    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    let fin = a
+        .finish_async("job", Event::new().event("completed").data("done"))
+        .await
+        .unwrap();
+    assert_eq!(fin, 201);
+
+    for sub in &mut subs {
+        let got = drain(sub).await;
+        assert_eq!(ids(&got), (1..=201).collect::<Vec<u64>>());
+        for g in &got[..200] {
+            // The id the backplane assigned is also in the payload.
+            assert_eq!(g.data, format!("{{\"seq\":{}}}", g.id.as_deref().unwrap()));
+        }
+        assert_eq!(got[200].event.as_deref(), Some("completed"));
+    }
+    // Each node read each event once, whatever its number of subscribers; nodes without
+    // subscribers read nothing.
+    assert_eq!(bp_b.stats().events_read, 201);
+    assert_eq!(bp_c.stats().events_read, 201);
+    assert_eq!(bp_a.stats().events_read, 0);
+    assert_eq!(bp_d.stats().reads, 0);
+    assert_eq!(bp_a.stats().published, 201);
+
+    // 409 on every node, 204 for a client that saw the end, final state for a new one.
+    for hub in [&a, &b, &c] {
+        let r = hub.publish_async("job", Event::new().data("late")).await;
+        assert!(matches!(r, Err(PublishError::Finished)), "{r:?}");
+    }
+    for hub in [&a, &c] {
+        let r = hub
+            .subscribe_async(SubscribeOptions::topic("job").last_event_id(Some("201")))
+            .await;
+        assert!(matches!(r, Err(SubscribeError::Finished)), "{r:?}");
+    }
+    let (e, _bp_e) = node(&redis, config()).await;
+    let mut fresh = e.subscribe_async("job").await.unwrap();
+    let got = drain(&mut fresh).await;
+    assert_eq!(got.last().unwrap().id.as_deref(), Some("201"));
+    assert_eq!(got.last().unwrap().event.as_deref(), Some("completed"));
+    // A node that never saw the topic finishes it in Redis or says it is finished / unknown.
+    let r = e.finish_async("job", Event::new().event("failed")).await;
+    assert!(matches!(r, Err(PublishError::Finished)), "{r:?}");
+    let r = e
+        .finish_async("never-published", Event::new().event("failed"))
+        .await;
+    assert!(matches!(r, Err(PublishError::NotFound)), "{r:?}");
+
+    // The finished topic's keys expire with the finished TTL.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for k in ["sse:{job}:seq", "sse:{job}:fin", "sse:{job}:log"] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0 && ttl <= 300_000, "{k}: {ttl}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_on_another_node_with_last_event_id() {
+    let redis = RedisServer::start();
+    let (a, _bp_a) = node(&redis, config()).await;
+    let (b, _bp_b) = node(&redis, config()).await;
+    let (c, _bp_c) = node(&redis, config()).await;
+
+    let mut sub = b.subscribe_async("doc").await.unwrap();
+    publish_n(&a, "doc", 30).await;
+    for want in 1..=20u64 {
+        assert_eq!(next(&mut sub).await.unwrap().id, Some(want.to_string()));
+    }
+    drop(sub); // the client's connection to B breaks after id 20
+
+    // It reconnects to C (which never saw the topic) with Last-Event-ID 20.
+    let mut resumed = c
+        .subscribe_async(SubscribeOptions::topic("doc").last_event_id(Some("20")))
+        .await
+        .unwrap();
+    for want in 21..=30u64 {
+        assert_eq!(next(&mut resumed).await.unwrap().id, Some(want.to_string()));
+    }
+    publish_n(&a, "doc", 5).await;
+    for want in 31..=35u64 {
+        assert_eq!(next(&mut resumed).await.unwrap().id, Some(want.to_string()));
+    }
+    // An id that another node sent but this node has not applied yet: C catches up first.
+    let (d, _bp_d) = node(&redis, config()).await;
+    let mut from_d = d
+        .subscribe_async(SubscribeOptions::topic("doc").last_event_id(Some("34")))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut from_d).await.unwrap().id.as_deref(), Some("35"));
+
+    // Multi-topic cursors work across nodes too.
+    let mut multi = b
+        .subscribe_async(SubscribeOptions::topics(["x", "y"]))
+        .await
+        .unwrap();
+    a.publish_async("x", Event::new().data("x1")).await.unwrap();
+    a.publish_async("y", Event::new().data("y1")).await.unwrap();
+    let mut last = None;
+    for _ in 0..2 {
+        last = next(&mut multi).await.unwrap().id;
+    }
+    drop(multi);
+    a.publish_async("x", Event::new().data("x2")).await.unwrap();
+    let mut moved = c
+        .subscribe_async(SubscribeOptions::topics(["x", "y"]).last_event_id(last))
+        .await
+        .unwrap();
+    let g = next(&mut moved).await.unwrap();
+    assert_eq!(g.data, "x2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_older_than_the_redis_history_gets_a_gap() {
+    let redis = RedisServer::start();
+    let cfg = config().max_len(Some(20));
+    let (a, _bp_a) = node(&redis, cfg.clone()).await;
+    let (c, _bp_c) = node(&redis, cfg).await;
+    publish_n(&a, "busy", 400).await;
+    let mut sub = c
+        .subscribe_async(SubscribeOptions::topic("busy").last_event_id(Some("3")))
+        .await
+        .unwrap();
+    let gap = next(&mut sub).await.unwrap();
+    assert_eq!(gap.event.as_deref(), Some("gap"));
+    let data: serde_json::Value = serde_json::from_str(&gap.data).unwrap();
+    assert_eq!(data["after"], 3);
+    assert_eq!(data["resumed_at"], 401);
+    publish_n(&a, "busy", 1).await;
+    assert_eq!(next(&mut sub).await.unwrap().id.as_deref(), Some("401"));
+    // Within the (trimmed, approximate) history, a resume replays exactly.
+    let mut near = c
+        .subscribe_async(SubscribeOptions::topic("busy").last_event_id(Some("390")))
+        .await
+        .unwrap();
+    for want in 391..=401u64 {
+        assert_eq!(next(&mut near).await.unwrap().id, Some(want.to_string()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_publishing_at_once_share_one_sequence() {
+    let redis = RedisServer::start();
+    let (a, _bp_a) = node(&redis, config()).await;
+    let (b, _bp_b) = node(&redis, config()).await;
+    let (c, _bp_c) = node(&redis, config()).await;
+    let mut sub = c.subscribe_async("shared").await.unwrap();
+    let per_node = 500;
+    let ta = tokio::spawn({
+        let a = a.clone();
+        async move {
+            let mut all = Vec::new();
+            for _ in 0..10 {
+                all.extend(publish_n(&a, "shared", per_node / 10).await);
+            }
+            all
+        }
+    });
+    let tb = tokio::spawn({
+        let b = b.clone();
+        async move {
+            let mut all = Vec::new();
+            for _ in 0..10 {
+                all.extend(publish_n(&b, "shared", per_node / 10).await);
+            }
+            all
+        }
+    });
+    let (sa, sb) = (ta.await.unwrap(), tb.await.unwrap());
+    // Each publisher's events are stored in its call order.
+    assert!(sa.windows(2).all(|w| w[0] < w[1]));
+    assert!(sb.windows(2).all(|w| w[0] < w[1]));
+    let mut all: Vec<u64> = sa.into_iter().chain(sb).collect();
+    all.sort_unstable();
+    let total = 2 * per_node as u64;
+    assert_eq!(
+        all,
+        (1..=total).collect::<Vec<u64>>(),
+        "no duplicate, no hole"
+    );
+    let mut got = Vec::new();
+    for _ in 0..total {
+        got.push(next(&mut sub).await.unwrap());
+    }
+    assert_eq!(ids(&got), (1..=total).collect::<Vec<u64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_then_restart_on_the_same_dir() {
+    let mut redis = RedisServer::start();
+    let (a, _bp_a) = node(&redis, config()).await;
+    let (b, bp_b) = node(&redis, config()).await;
+    let sub = b.subscribe_async("live").await.unwrap();
+    let mut body = SseBody::new(sub).heartbeat(Some(Duration::from_millis(100)));
+    let mut received: Vec<Got> = Vec::new();
+    let mut heartbeats = 0;
+
+    publish_n(&a, "live", 10).await;
+    // Read 1..=10 (heartbeats may come between).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.len() < 10 && Instant::now() < deadline {
+        let c = tokio::time::timeout(Duration::from_secs(5), chunk(&mut body))
+            .await
+            .unwrap()
+            .unwrap();
+        collect(&c, &mut received, &mut heartbeats);
+    }
+    assert_eq!(ids(&received), (1..=10).collect::<Vec<u64>>());
+
+    redis.stop();
+    // Publishing fails with a typed error (503), never an ack for an event not stored.
+    for _ in 0..5 {
+        let r = a.publish_async("live", Event::new().data("lost?")).await;
+        match &r {
+            Err(e @ PublishError::Backplane(_)) => {
+                assert_eq!(sse_core::http::publish_status(e).as_u16(), 503);
+            }
+            other => panic!("expected a backplane error, got {other:?}"),
+        }
+    }
+    // The open stream stays open: heartbeats go on, no end.
+    let hb_before = heartbeats;
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        let c = tokio::time::timeout(Duration::from_secs(2), chunk(&mut body))
+            .await
+            .unwrap();
+        let c = c.expect("the stream ended while Redis was down");
+        collect(&c, &mut received, &mut heartbeats);
+    }
+    assert!(heartbeats > hb_before, "no heartbeat while Redis was down");
+    assert_eq!(received.len(), 10);
+
+    redis.spawn();
+    // Publishes succeed again once the connection is back, continuing the sequence.
+    let until = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        match a.publish_async("live", Event::new().data("after")).await {
+            Ok(seq) => break seq,
+            Err(PublishError::Backplane(_)) if Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(first, 11, "the sequence survives the restart");
+    publish_n(&a, "live", 9).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while received.len() < 20 && Instant::now() < deadline {
+        let c = tokio::time::timeout(Duration::from_secs(5), chunk(&mut body))
+            .await
+            .unwrap()
+            .unwrap();
+        collect(&c, &mut received, &mut heartbeats);
+    }
+    assert_eq!(
+        ids(&received),
+        (1..=20).collect::<Vec<u64>>(),
+        "no duplicate, nothing lost"
+    );
+    assert!(bp_b.stats().connects >= 2, "the reader reconnected");
+}
+
+async fn chunk(body: &mut SseBody<Subscription>) -> Option<bytes::Bytes> {
+    std::future::poll_fn(|cx| body.poll_chunk(cx)).await
+}
+
+/// Splits a body chunk into events and heartbeat comments.
+fn collect(chunk: &[u8], received: &mut Vec<Got>, heartbeats: &mut usize) {
+    let text = std::str::from_utf8(chunk).unwrap();
+    for frame in text.split("\n\n").filter(|f| !f.is_empty()) {
+        if frame.starts_with(':') {
+            *heartbeats += 1;
+        } else {
+            received.push(parse(frame.as_bytes()));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_api_blocks_off_runtime_and_jobs_finish_through_redis() {
+    let redis = RedisServer::start();
+    let (a, _bp_a) = node(&redis, config()).await;
+    let (b, _bp_b) = node(&redis, config()).await;
+    let mut sub = b.subscribe_async("ocr").await.unwrap();
+
+    // On a runtime thread, the synchronous publish refuses with a typed error.
+    let err = a
+        .topic("ocr")
+        .unwrap()
+        .publish(Event::new().data("x"))
+        .unwrap_err();
+    assert!(
+        matches!(&err, PublishError::Backplane(e) if e.is_blocking()),
+        "{err:?}"
+    );
+
+    // A plain worker thread (an OCR loop) publishes synchronously; it blocks for the ack.
+    let job = a.job("ocr").unwrap();
+    let worker = std::thread::spawn(move || {
+        let mut seqs = Vec::new();
+        for page in 1..=3 {
+            seqs.push(job.progress(&serde_json::json!({ "page": page })).unwrap());
+        }
+        drop(job); // ends without completing: failed through the backplane
+        seqs
+    });
+    let seqs = tokio::task::spawn_blocking(move || worker.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    let got = drain(&mut sub).await;
+    assert_eq!(ids(&got), vec![1, 2, 3, 4]);
+    assert_eq!(got[3].event.as_deref(), Some("failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_bounds_and_ttls_in_redis() {
+    let redis = RedisServer::start();
+    let cfg = config()
+        .max_age(Some(Duration::from_millis(50)))
+        .idle_ttl(Some(Duration::from_secs(60)));
+    let (a, bp) = node(&redis, cfg).await;
+    publish_n(&a, "aging", 16).await;
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    // The age bound is applied every 16 publishes: the 17th trims the 16 older ones.
+    publish_n(&a, "aging", 1).await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let len: i64 = redis::cmd("XLEN")
+        .arg("sse:{aging}:log")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(len, 1, "events older than max_age are trimmed on publish");
+    for k in ["sse:{aging}:seq", "sse:{aging}:log"] {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0 && ttl <= 60_000, "{k}: {ttl}");
+    }
+    // Deleting the topic's keys: the next publish starts it again at 1.
+    bp.delete_topic("aging").await.unwrap();
+    let t = a.topic("fresh-after-delete").unwrap();
+    assert_eq!(t.publish_async(Event::new().data("x")).await.unwrap(), 1);
+    assert_eq!(publish_n(&a, "aging", 1).await, vec![1]);
+}
