@@ -1,4 +1,4 @@
-//! The fan-out bench and conformance server (`/work/shared/bench-protocol.md`, parts 1 and 2).
+//! The fan-out bench and conformance server (`/work/shared/bench-protocol.md`, parts 1 to 3).
 //!
 //! ```text
 //! GET  /sub/{topic}                       `: ok`, then events with id = per-topic seq 1, 2, …
@@ -9,7 +9,21 @@
 //!
 //! Environment (see [`Config::from_env`]): `PORT` (the binary listens on 127.0.0.1), `POLICY`
 //! (`conflate`, `drop-oldest`, `disconnect`), `QUEUE`, `HISTORY`, `FRONTEND` (`raw`, `hyper`).
-//! `BACKPLANE` (part 3) is refused: the Redis backplane is not built yet.
+//! `BACKPLANE=redis://HOST:PORT` (part 3) makes the server a node of a cluster: every server
+//! started with the same value shares the topics through that Redis server (see
+//! [`sse_redis`]).
+//!
+//! # Several nodes
+//!
+//! With `BACKPLANE` set, the hub is built through [`RedisBackplane::connect`] (at startup, before
+//! the server listens: an invalid URL exits with status 2, an unreachable Redis with status 1;
+//! later outages are survived), `HISTORY` bounds both the hub's ring and the Redis stream of
+//! each topic, and the handlers use the hub's async calls: `/sub` loads what this node lacks
+//! (`subscribe_async`; `503` when Redis is down and this node cannot serve the client's
+//! position), `/pub` pipelines its events to Redis and answers `200` only once every one of them
+//! is stored (`503` with a one-line message otherwise), `/finish` likewise. The ids are the
+//! cluster-wide per-topic sequence, and the payload's `seq` equals the id. `/stats` adds a
+//! `backplane` object with the node's Redis counters.
 //!
 //! # Front ends
 //!
@@ -60,8 +74,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sse_core::hub::{Policy, TopicConfig};
+use sse_core::hub::{HubBuilder, Policy, TopicConfig};
 use sse_core::Hub;
+use sse_redis::{ConnectError, RedisBackplane, RedisConfig};
 use tokio::net::TcpListener;
 
 pub use app::{MAX_N, MAX_SIZE};
@@ -115,6 +130,9 @@ pub struct Config {
     pub frontend: Frontend,
     /// Heartbeat interval on idle streams (15 s).
     pub heartbeat: Duration,
+    /// The Redis backplane's URL (`BACKPLANE`, `redis://HOST:PORT`); `None`: a single
+    /// in-memory node.
+    pub backplane: Option<String>,
 }
 
 impl Default for Config {
@@ -125,6 +143,7 @@ impl Default for Config {
             history: 1024,
             frontend: Frontend::default(),
             heartbeat: Duration::from_secs(15),
+            backplane: None,
         }
     }
 }
@@ -165,22 +184,34 @@ impl Config {
         self
     }
 
-    /// Reads `POLICY`, `QUEUE`, `HISTORY` and `FRONTEND` from the environment. Fails on a value
-    /// that does not parse, and when `BACKPLANE` is set (part 3 of the protocol is not built
-    /// yet).
+    /// Makes the server a node of the cluster that shares the Redis server at `url`
+    /// (`redis://HOST:PORT`); `None`: a single in-memory node.
+    #[must_use]
+    pub fn backplane(mut self, url: Option<String>) -> Self {
+        self.backplane = url;
+        self
+    }
+
+    /// Reads `POLICY`, `QUEUE`, `HISTORY`, `FRONTEND` and `BACKPLANE` from the environment.
+    /// Fails on a value that does not parse (a `BACKPLANE` that is not a `redis://` or
+    /// `rediss://` URL included).
     pub fn from_env() -> Result<Config, String> {
         Config::from_lookup(|k| std::env::var(k).ok())
     }
 
     /// Like [`Config::from_env`], reading variables through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        if let Some(bp) = get("BACKPLANE").filter(|v| !v.is_empty()) {
-            return Err(format!(
-                "BACKPLANE={bp}: the Redis backplane (bench-protocol part 3) is not built yet; \
-                 unset BACKPLANE to run a single in-memory node"
-            ));
-        }
         let mut c = Config::default();
+        if let Some(bp) = get("BACKPLANE").filter(|v| !v.is_empty()) {
+            if !(bp.starts_with("redis://") || bp.starts_with("rediss://")) {
+                return Err(format!(
+                    "BACKPLANE={:?}: expected redis://HOST:PORT (or unset it to run a single \
+                     in-memory node)",
+                    redacted(&bp)
+                ));
+            }
+            c.backplane = Some(bp);
+        }
         if let Some(p) = get("POLICY").filter(|v| !v.is_empty()) {
             c.policy = p.parse()?;
         }
@@ -196,8 +227,21 @@ impl Config {
         Ok(c)
     }
 
-    fn hub(&self) -> Hub {
-        Hub::builder()
+    /// The node's hub: in memory, or through a Redis backplane when [`Config::backplane`] is
+    /// set (connects first; fails if the URL is invalid or Redis cannot be reached now).
+    async fn node(&self) -> Result<(Hub, Option<Arc<RedisBackplane>>), ConnectError> {
+        let Some(url) = &self.backplane else {
+            return Ok((self.hub(Hub::builder()), None));
+        };
+        // HISTORY bounds Redis' copy too: a client resuming on any node finds what the node
+        // that served it could replay.
+        let redis = RedisConfig::default().max_len(Some(self.history));
+        let bp = RedisBackplane::connect(url, redis).await?;
+        Ok((self.hub(bp.hub_builder()), Some(bp)))
+    }
+
+    fn hub(&self, builder: HubBuilder) -> Hub {
+        builder
             .lazy_topics(true)
             .heartbeat(self.heartbeat)
             .topic_config(
@@ -217,6 +261,21 @@ fn parse_count(name: &str, v: &str) -> Result<usize, String> {
     }
 }
 
+/// `url` without its password (`redis://user:***@host:port`), for messages.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let host_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..host_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 fn policy_name(p: Policy) -> &'static str {
     match p {
         Policy::Conflate => "conflate",
@@ -228,8 +287,19 @@ fn policy_name(p: Policy) -> &'static str {
 /// Serves the protocol on `listener` until an unrecoverable accept error.
 ///
 /// Runs on the caller's runtime; the connection tasks are spawned with `tokio::spawn`.
+///
+/// With [`Config::backplane`] set, connects to Redis first and fails if it cannot.
 pub async fn serve(listener: TcpListener, config: Config) -> io::Result<()> {
-    let app = Arc::new(app::App::new(config.hub(), &config));
+    let node = config.node().await.map_err(io::Error::other)?;
+    serve_node(listener, config, node).await
+}
+
+async fn serve_node(
+    listener: TcpListener,
+    config: Config,
+    (hub, backplane): (Hub, Option<Arc<RedisBackplane>>),
+) -> io::Result<()> {
+    let app = Arc::new(app::App::new(hub, backplane, &config));
     tokio::spawn(app::sweeper(app.hub().clone()));
     match config.frontend {
         Frontend::Raw => raw::serve(listener, app).await,
@@ -289,6 +359,17 @@ where
     F: FnOnce(TcpListener) -> Fut,
     Fut: std::future::Future<Output = io::Result<()>>,
 {
+    main_prepared(name, async { Ok(()) }, move |l, ()| serve(l))
+}
+
+/// [`main_with`], with a step that runs on the runtime before the server binds its port
+/// (connecting to a backplane): `Err((status, message))` exits with that status.
+fn main_prepared<S, P, F, Fut>(name: &str, prepare: P, serve: F) -> ExitCode
+where
+    P: std::future::Future<Output = Result<S, (u8, String)>>,
+    F: FnOnce(TcpListener, S) -> Fut,
+    Fut: std::future::Future<Output = io::Result<()>>,
+{
     let port = match std::env::var("PORT") {
         Ok(p) if !p.is_empty() => match p.parse::<u16>() {
             Ok(p) => p,
@@ -310,12 +391,20 @@ where
         }
     };
     let res = rt.block_on(async move {
+        let state = match prepare.await {
+            Ok(s) => s,
+            Err(fail) => return Ok(Err(fail)),
+        };
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         println!("listening on http://{}", listener.local_addr()?);
-        serve(listener).await
+        serve(listener, state).await.map(Ok)
     });
     match res {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err((code, msg))) => {
+            eprintln!("{name}: {msg}");
+            ExitCode::from(code)
+        }
         Err(e) => {
             eprintln!("{name}: {e}");
             ExitCode::FAILURE
@@ -333,11 +422,65 @@ pub fn main_from_env() -> ExitCode {
         }
     };
     eprintln!(
-        "bench-server: frontend={} policy={} queue={} history={}",
+        "bench-server: frontend={} policy={} queue={} history={} backplane={}",
         config.frontend.as_str(),
         policy_name(config.policy),
         config.queue,
-        config.history
+        config.history,
+        config
+            .backplane
+            .as_deref()
+            .map_or_else(|| "none (in memory)".to_owned(), redacted)
     );
-    main_with("bench-server", move |l| serve(l, config))
+    let prepare = {
+        let config = config.clone();
+        async move {
+            config.node().await.map_err(|e| {
+                let url = redacted(config.backplane.as_deref().unwrap_or_default());
+                match e {
+                    // A setting that cannot work: like any other invalid setting.
+                    ConnectError::Url(_) => (2, format!("BACKPLANE={url:?}: {e}")),
+                    e => (
+                        1,
+                        format!(
+                            "BACKPLANE={url:?}: {e}; start redis-server there first (a node \
+                             survives Redis outages once it is running)"
+                        ),
+                    ),
+                }
+            })
+        }
+    };
+    main_prepared("bench-server", prepare, move |l, node| {
+        serve_node(l, config, node)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backplane_from_env() {
+        let get = |v: &'static str| move |k: &str| (k == "BACKPLANE").then(|| v.to_owned());
+        assert_eq!(Config::from_lookup(get("")).unwrap().backplane, None);
+        assert_eq!(
+            Config::from_lookup(get("redis://127.0.0.1:6390"))
+                .unwrap()
+                .backplane
+                .as_deref(),
+            Some("redis://127.0.0.1:6390")
+        );
+        let err = Config::from_lookup(get("http://u:secret@h:1")).unwrap_err();
+        assert!(err.contains("expected redis://HOST:PORT"), "{err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redacted("redis://h:1"), "redis://h:1");
+        assert_eq!(redacted("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redacted("redis://:pw@h:1"), "redis://:***@h:1");
+        assert_eq!(redacted("nonsense"), "nonsense");
+    }
 }

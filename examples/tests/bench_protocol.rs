@@ -806,16 +806,17 @@ fn heartbeats_and_cors_in_process() {
     }
 }
 
+/// `BACKPLANE` (part 3) must be a Redis URL; the cluster itself is tested in `bench_cluster.rs`.
 #[test]
-fn backplane_is_refused() {
+fn backplane_that_is_not_a_redis_url_is_refused() {
     let out = Command::new(env!("CARGO_BIN_EXE_bench-server"))
         .env("PORT", "0")
-        .env("BACKPLANE", "redis://127.0.0.1:6379")
+        .env("BACKPLANE", "http://127.0.0.1:6379")
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("not built yet"), "{err}");
+    assert!(err.contains("expected redis://HOST:PORT"), "{err}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{header, redirect, StatusCode};
 use serde_json::Value;
 use sse_core::Decoder;
+use sse_example_resume_screener::samples::{sample_file, SAMPLES, SAMPLE_DESCRIPTION};
 use sse_examples::demo::{self, DemoConfig};
 use sse_examples::pdf_ocr::sample_pdf;
 
@@ -28,6 +29,38 @@ async fn timed_events(res: reqwest::Response) -> Vec<(Instant, String, Value)> {
         }
     }
     out
+}
+
+/// Reads an event stream until an event's data satisfies `done` (the resume screener's progress
+/// stream stays open after a batch): every event up to that one, as (event name, JSON data).
+async fn events_until(
+    res: reqwest::Response,
+    done: impl Fn(&Value) -> bool,
+) -> Vec<(String, Value)> {
+    let mut dec = Decoder::new();
+    let mut out = Vec::new();
+    let mut body = res.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        dec.feed(&chunk.unwrap());
+        while let Some(e) = dec.next_event() {
+            let data = serde_json::from_str(&e.data).unwrap_or(Value::Null);
+            let stop = done(&data);
+            out.push((e.event, data));
+            if stop {
+                return out;
+            }
+        }
+    }
+    panic!("the stream ended first: {out:?}");
+}
+
+/// A small grayscale gradient, as PNG.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img =
+        image::GrayImage::from_fn(w, h, |x, y| image::Luma([((x + y) * 255 / (w + h)) as u8]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
 }
 
 fn pdf_form() -> Form {
@@ -55,14 +88,14 @@ async fn every_app_on_one_port() {
 
         // The index links every app.
         let index = get("/").await.unwrap().text().await.unwrap();
-        for app in ["pdf/", "characters/", "video/"] {
+        for app in ["pdf/", "characters/", "video/", "resumes/", "3d/"] {
             assert!(
                 index.contains(&format!("href=\"{app}\"")),
                 "index links {app}"
             );
         }
         // Each app's page, under its prefix; the bare prefix redirects to it.
-        for app in ["pdf", "characters", "video"] {
+        for app in ["pdf", "characters", "video", "resumes", "3d"] {
             let res = get(&format!("/{app}")).await.unwrap();
             assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT, "/{app}");
             assert_eq!(res.headers()[header::LOCATION], format!("/{app}/").as_str());
@@ -134,6 +167,103 @@ async fn every_app_on_one_port() {
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.to_str().unwrap().contains("json")));
+
+        // Resumes, in-process: a batch posted under the page's prefix; its progress stream at the
+        // report's absolute path (the `stream_url` it hands out) ends with the ranked results.
+        let mut form = Form::new().text("job_description", SAMPLE_DESCRIPTION);
+        for sample in SAMPLES {
+            let mime = if sample.name.ends_with(".pdf") {
+                "application/pdf"
+            } else {
+                "text/plain"
+            };
+            let part = Part::bytes(sample_file(sample.name).unwrap())
+                .file_name(sample.name)
+                .mime_str(mime)
+                .unwrap();
+            form = form.part("files", part);
+        }
+        let res = client
+            .post(format!("{base}/resumes/api/v1/resumes/screen"))
+            .bearer_auth("alice-token")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let accepted: Value = res.json().await.unwrap();
+        let stream_url = accepted["stream_url"].as_str().unwrap().to_owned();
+        assert!(
+            stream_url.starts_with("/api/v1/sse/progress/"),
+            "{stream_url}"
+        );
+        let res = client
+            .get(format!("{base}{stream_url}"))
+            .bearer_auth("alice-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+        let events = tokio::time::timeout(
+            Duration::from_secs(10),
+            events_until(res, |d| d["status"] == "completed"),
+        )
+        .await
+        .expect("the batch completes");
+        let done = &events.last().unwrap().1;
+        assert_eq!(done["total"], SAMPLES.len());
+        assert_eq!(done["successful_files"], SAMPLES.len());
+        assert_eq!(done["results"][0]["filename"], "ada-rust-engineer.pdf");
+
+        // Image to 3D, through the proxy under /3d/: one PNG becomes a model; the stream URL it
+        // hands out carries the prefix.
+        let png_part = Part::bytes(png(24, 16))
+            .file_name("gradient.png")
+            .mime_str("image/png")
+            .unwrap();
+        let res = client
+            .post(format!("{base}/3d/api/v1/upload/batch"))
+            .bearer_auth("demo-key")
+            .multipart(Form::new().part("files", png_part))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let accepted: Value = res.json().await.unwrap();
+        let task_id = accepted["task_id"].as_str().unwrap().to_owned();
+        let res = client
+            .post(format!("{base}/3d/api/v1/stream-tokens"))
+            .bearer_auth("demo-key")
+            .json(&serde_json::json!({ "task_id": task_id }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let issued: Value = res.json().await.unwrap();
+        let stream_url = issued["stream_url"].as_str().unwrap().to_owned();
+        assert!(
+            stream_url.starts_with("/3d/api/v1/status/tasks/"),
+            "{stream_url}"
+        );
+        let res = get(&stream_url).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+        let events = tokio::time::timeout(Duration::from_secs(15), timed_events(res))
+            .await
+            .expect("the task completes");
+        let last = events.last().unwrap();
+        assert_eq!(last.1, "task_completed", "{events:?}");
+        assert_eq!(last.2["result"]["completed_files"], 1);
+        // The report's absolute stream path stays with the PDF app, which does not know the
+        // image-to-3d API key (the image-to-3d app would accept it).
+        let res = client
+            .get(format!("{base}/api/v1/status/tasks/{task_id}/stream"))
+            .bearer_auth("demo-key")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
         // Shutdown with a proxied stream open: the stream gets its final frame and ends, and
         // the demo returns.

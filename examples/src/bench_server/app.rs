@@ -1,6 +1,8 @@
 //! The protocol, independent of the HTTP front end: a request in, a [`Reply`] out.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,8 +10,9 @@ use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 use sse_core::body::FrameSource;
 use sse_core::http::{error_response_parts, publish_status, query_param};
-use sse_core::hub::{PublishError, SubscribeOptions};
+use sse_core::hub::{PublishAck, PublishError, SubscribeOptions, Topic};
 use sse_core::{Event, Hub, SseBody, Subscription};
+use sse_redis::RedisBackplane;
 
 use super::{policy_name, Config};
 
@@ -20,6 +23,9 @@ pub const MAX_SIZE: usize = 1 << 20;
 /// A publisher yields to the runtime at least every this many events, so that one huge
 /// `POST /pub` cannot starve the other connections of a single-threaded server.
 const MAX_STRIDE: usize = 4096;
+/// Publishes of one `POST /pub` in flight to the backplane at once (pipelined; far below the
+/// backplane's queue, so that one big POST does not make other publishes fail).
+const BACKPLANE_WINDOW: usize = 1024;
 
 /// Sent with every response, so that pages from any origin (a browser test page) can read
 /// the streams and the replies.
@@ -127,6 +133,8 @@ impl FrameSource for Source {
 /// The shared state of a server: the hub and the settings /stats reports.
 pub(crate) struct App {
     hub: Hub,
+    /// The Redis backplane, when this server is a node of a cluster.
+    backplane: Option<Arc<RedisBackplane>>,
     policy: &'static str,
     queue: usize,
     history: usize,
@@ -136,9 +144,10 @@ pub(crate) struct App {
 }
 
 impl App {
-    pub(crate) fn new(hub: Hub, config: &Config) -> App {
+    pub(crate) fn new(hub: Hub, backplane: Option<Arc<RedisBackplane>>, config: &Config) -> App {
         App {
             hub,
+            backplane,
             policy: policy_name(config.policy),
             queue: config.queue,
             history: config.history,
@@ -160,7 +169,7 @@ impl App {
         if let Some(topic) = path.strip_prefix("/sub/") {
             return match (req.method, topic_name(topic)) {
                 (_, None) => not_found(path),
-                ("GET", Some(t)) => self.subscribe(t, req.last_event_id),
+                ("GET", Some(t)) => self.subscribe(t, req.last_event_id).await,
                 ("OPTIONS", Some(_)) => Reply::Preflight,
                 _ => method_not_allowed(req.method, path),
             };
@@ -176,7 +185,7 @@ impl App {
         if let Some(topic) = path.strip_prefix("/finish/") {
             return match (req.method, topic_name(topic)) {
                 (_, None) => not_found(path),
-                ("POST", Some(t)) => self.finish(t, req.query),
+                ("POST", Some(t)) => self.finish(t, req.query).await,
                 ("OPTIONS", Some(_)) => Reply::Preflight,
                 _ => method_not_allowed(req.method, path),
             };
@@ -191,11 +200,13 @@ impl App {
         not_found(path)
     }
 
-    fn subscribe(&self, topic: &str, last_event_id: Option<String>) -> Reply {
+    async fn subscribe(&self, topic: &str, last_event_id: Option<String>) -> Reply {
         let opts = SubscribeOptions::topic(topic)
             .last_event_id(last_event_id)
             .create_if_missing(true);
-        match self.hub.subscribe(opts) {
+        // In memory this is `Hub::subscribe`; with a backplane it first loads what this node
+        // lacks (503 when Redis is down and this node cannot serve the client's position).
+        match self.hub.subscribe_async(opts).await {
             Ok(sub) => Reply::Stream(
                 SseBody::from_source(Source(sub))
                     .heartbeat(Some(self.heartbeat))
@@ -231,6 +242,9 @@ impl App {
         }
         let pad = "x".repeat(size);
         let pad = pad.as_str();
+        if self.backplane.is_some() {
+            return publish_through_backplane(&topic, n, size, pad, event, key).await;
+        }
         let mut payload = String::with_capacity(size.max(64));
         for i in 0..n {
             if i > 0 && i % self.stride as u64 == 0 {
@@ -255,7 +269,7 @@ impl App {
         Reply::text(StatusCode::OK, n.to_string())
     }
 
-    fn finish(&self, name: &str, query: Option<&str>) -> Reply {
+    async fn finish(&self, name: &str, query: Option<&str>) -> Reply {
         let status = query.and_then(|q| query_param(q, "status"));
         let status = match status.as_deref() {
             Some(s @ ("completed" | "failed")) => s,
@@ -271,7 +285,14 @@ impl App {
             Err(e) => return publish_error(&e, 0, 1),
         };
         let data = format!("{{\"status\":\"{status}\"}}");
-        match topic.finish(Event::new().event(status).data(data)) {
+        let ev = Event::new().event(status).data(data);
+        let res = if self.backplane.is_some() {
+            // Stored in Redis (on every node's streams) before the answer.
+            topic.finish_async(ev).await
+        } else {
+            topic.finish(ev)
+        };
+        match res {
             Ok(id) => Reply::text(StatusCode::OK, id.to_string()),
             Err(PublishError::Finished) => Reply::text(
                 StatusCode::CONFLICT,
@@ -297,6 +318,21 @@ impl App {
             o.insert("policy".into(), self.policy.into());
             o.insert("queue".into(), self.queue.into());
             o.insert("history".into(), self.history.into());
+            if let Some(bp) = &self.backplane {
+                let b = bp.stats();
+                o.insert(
+                    "backplane".into(),
+                    serde_json::json!({
+                        "kind": "redis",
+                        "published": b.published,
+                        "publish_errors": b.publish_errors,
+                        "events_read": b.events_read,
+                        "reads": b.reads,
+                        "connects": b.connects,
+                        "topics_read": b.topics_read,
+                    }),
+                );
+            }
         }
         let mut body = v.to_string();
         body.push('\n');
@@ -320,6 +356,68 @@ impl Reply {
             Reply::text(status, body)
         }
     }
+}
+
+/// `POST /pub` on a node of a cluster: the events go to the backplane pipelined (at most
+/// [`BACKPLANE_WINDOW`] in flight), and the answer is `200` only once every one is stored.
+async fn publish_through_backplane(
+    topic: &Topic,
+    n: u64,
+    size: usize,
+    pad: &str,
+    event: Option<&str>,
+    key: Option<&str>,
+) -> Reply {
+    let mut payload = String::with_capacity(size.max(64));
+    let mut acks: VecDeque<PublishAck> = VecDeque::with_capacity(BACKPLANE_WINDOW.min(n as usize));
+    let mut stored = 0u64;
+    for _ in 0..n {
+        if acks.len() >= BACKPLANE_WINDOW {
+            if let Some(ack) = acks.pop_front() {
+                if let Err(e) = ack.await {
+                    return backplane_publish_error(&e, stored, n);
+                }
+                stored += 1;
+            }
+        }
+        let buf = &mut payload;
+        // `seq` is the backplane's placeholder: the sequence Redis assigns replaces it, so the
+        // payload's `seq` equals the id here too.
+        acks.push_back(topic.publish_with_async(key, move |seq| {
+            let buf: &mut String = buf;
+            write_payload(buf, seq, size, pad);
+            let buf: &String = buf;
+            let e = Event::new().data(buf.as_str());
+            match event {
+                Some(name) => e.event(name),
+                None => e,
+            }
+        }));
+    }
+    while let Some(ack) = acks.pop_front() {
+        if let Err(e) = ack.await {
+            return backplane_publish_error(&e, stored, n);
+        }
+        stored += 1;
+    }
+    Reply::text(StatusCode::OK, n.to_string())
+}
+
+fn backplane_publish_error(e: &PublishError, stored: u64, n: u64) -> Reply {
+    match e {
+        PublishError::Backplane(b) => Reply::text(
+            publish_status(e),
+            one_line(&format!(
+                "backplane unavailable after {stored} of {n} events were stored: {b}"
+            )),
+        ),
+        e => publish_error(e, stored, n),
+    }
+}
+
+/// `s` with its line breaks replaced by spaces (error replies are one line).
+fn one_line(s: &str) -> String {
+    s.replace(['\r', '\n'], " ")
 }
 
 /// Evicts expired topics now and then (the hub also sweeps lazily on subscribe).
@@ -375,7 +473,7 @@ fn publish_error(e: &PublishError, done: u64, n: u64) -> Reply {
             )
         }
         PublishError::Event(ev) => format!("invalid event: {ev}"),
-        other => other.to_string(),
+        other => one_line(&other.to_string()),
     };
     Reply::text(status, msg)
 }

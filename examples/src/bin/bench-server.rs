@@ -1,7 +1,8 @@
-//! The fan-out bench and conformance server (`/work/shared/bench-protocol.md`, parts 1 and 2).
+//! The fan-out bench and conformance server (`/work/shared/bench-protocol.md`, parts 1 to 3).
 //!
 //! `PORT=8080 POLICY=conflate QUEUE=1024 HISTORY=1024 FRONTEND=raw cargo run -p sse-examples
-//! --release --bin bench-server`. See [`sse_examples::bench_server`].
+//! --release --bin bench-server`; add `BACKPLANE=redis://HOST:PORT` to make it a node of a
+//! cluster on that Redis. See [`sse_examples::bench_server`].
 
 fn main() -> std::process::ExitCode {
     sse_examples::bench_server::main_from_env()

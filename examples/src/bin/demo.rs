@@ -12,6 +12,7 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
     println!("demo: http://{}/", listener.local_addr()?);
     println!("demo: PDF OCR at /pdf/ (token demo-token), characters at /characters/ (sign in, or alice-token), video at /video/");
+    println!("demo: resumes at /resumes/ (alice-token), image to 3D at /3d/ (API key demo-key)");
     demo::run(listener, DemoConfig::from_env(), async {
         let _ = tokio::signal::ctrl_c().await;
         println!("demo: shutting down");

@@ -8,12 +8,23 @@
 //! | `/pdf/` and `/api/books/…`, `/api/v1/status/tasks/…` | PDF OCR (axum, mounted in-process) |
 //! | `/characters/` and `/api/v1/{auth,characters,media,sse}/…` | character and media jobs (actix-web, proxied) |
 //! | `/video/` and `/jobs…`, `/files/…` | video transcoding (hyper, proxied) |
+//! | `/resumes/` and `/api/v1/sse/progress/…`, `/api/v1/resumes/…` | resume screening (axum, proxied) |
+//! | `/3d/` only | image to 3D (hyper, proxied, its `base_path` set to `/3d`) |
 //!
 //! Each app's page uses relative URLs, so it works under its prefix (`/pdf/api/books/upload/`);
 //! the field reports' absolute API paths are routed to their app as well, so the reports'
 //! frontends and curl commands work unchanged on the demo port. The proxied apps listen on
 //! loopback ports of their own; [`proxy::Upstream`] forwards each response body frame by frame,
 //! so event streams pass through unbuffered.
+//!
+//! Two absolute paths are claimed by two apps; the demo gives each to one of them:
+//!
+//! * `/api/v1/sse/connections/status` is the characters app's (as is all of `/api/v1/sse/…`
+//!   except `/api/v1/sse/progress/…`, the resume screener's). The resume page asks for its
+//!   connection counts relatively, at `/resumes/api/v1/sse/connections/status`.
+//! * `/api/v1/status/tasks/{id}/stream` is the PDF app's (seed 004's book stream). The
+//!   image-to-3d app answers only under `/3d/`: its `base_path` is `/3d`, so every URL it hands
+//!   out (`stream_url`, `download_url`) already carries the prefix.
 
 pub mod proxy;
 
@@ -31,6 +42,8 @@ use crate::characters;
 use crate::pdf_ocr::{self, PdfOcr};
 use crate::video;
 use proxy::Upstream;
+use sse_example_image_to_3d as image_to_3d;
+use sse_example_resume_screener::{self as resume_screener, ResumeScreener};
 
 /// The index page.
 const INDEX: &str = include_str!("../../static/index.html");
@@ -44,6 +57,10 @@ pub struct DemoConfig {
     pub characters: characters::Config,
     /// The video app (its `base_path` is set to `/video`).
     pub video: video::Config,
+    /// The resume screener (demo tokens `alice-token`, `bob-token`).
+    pub resumes: resume_screener::Config,
+    /// The image-to-3d app (its `base_path` is set to `/3d`; API key `demo-key`).
+    pub image_to_3d: image_to_3d::Config,
 }
 
 impl DemoConfig {
@@ -60,13 +77,37 @@ impl DemoConfig {
                 ..characters::Config::default()
             },
             video: video::Config::default(),
+            resumes: resume_screener::Config::from_env(),
+            image_to_3d: image_to_3d::Config::default(),
         }
     }
 }
 
+/// The apps the demo's router sends requests to.
+#[derive(Debug, Clone)]
+pub struct Apps {
+    /// The PDF OCR app, mounted in-process.
+    pub pdf: PdfOcr,
+    /// The resume screener's server.
+    pub resumes: Upstream,
+    /// The characters app's server.
+    pub characters: Upstream,
+    /// The video app's server.
+    pub video: Upstream,
+    /// The image-to-3d app's server.
+    pub image_to_3d: Upstream,
+}
+
 /// The demo's router: the index page, the PDF app in-process, the others through their
 /// [`Upstream`]s.
-pub fn router(pdf: &PdfOcr, characters: &Upstream, video: &Upstream) -> Router {
+pub fn router(apps: &Apps) -> Router {
+    let Apps {
+        pdf,
+        resumes,
+        characters,
+        video,
+        image_to_3d,
+    } = apps;
     let stripped = |up: &Upstream| {
         let up = up.clone();
         any(move |req: Request| async move { up.forward_stripped(req).await })
@@ -99,6 +140,26 @@ pub fn router(pdf: &PdfOcr, characters: &Upstream, video: &Upstream) -> Router {
         .route("/jobs", direct(video))
         .route("/jobs/{*rest}", direct(video))
         .route("/files/{*rest}", direct(video));
+
+    // The resume screener: its page under `/resumes/`, and its absolute API paths (the
+    // `stream_url` it hands out is one); `/api/v1/sse/progress/…` takes precedence over the
+    // characters app's `/api/v1/sse/…`. (It runs behind the proxy rather than nested: a nested
+    // axum router sees the outer route's path parameters as well as its own.)
+    router = router
+        .route(
+            "/resumes",
+            get(|| async { Redirect::temporary("/resumes/") }),
+        )
+        .route("/resumes/", stripped(resumes))
+        .route("/resumes/{*rest}", stripped(resumes))
+        .route("/api/v1/sse/progress/{*rest}", direct(resumes))
+        .route("/api/v1/resumes/{*rest}", direct(resumes));
+
+    // Image to 3D: only under `/3d/` (the PDF app keeps `/api/v1/status/tasks/…`).
+    router = router
+        .route("/3d", get(|| async { Redirect::temporary("/3d/") }))
+        .route("/3d/", stripped(image_to_3d))
+        .route("/3d/{*rest}", stripped(image_to_3d));
     router.fallback(not_found)
 }
 
@@ -158,14 +219,35 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
-    let pdf = PdfOcr::new(config.pdf);
-    let pdf_hub = pdf.hub().clone();
-    let app = router(
-        &pdf,
-        &Upstream::new("characters", characters_addr, "/characters"),
-        &Upstream::new("video", video_addr, "/video"),
-    );
-    let served = axum::serve(listener, app)
+    let image_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let image_addr = image_listener.local_addr()?;
+    let image_config = image_to_3d::Config {
+        base_path: "/3d".into(),
+        ..config.image_to_3d
+    };
+    let image_task = tokio::spawn(image_to_3d::serve_with(
+        image_listener,
+        image_config,
+        stopped(stop_rx.clone()),
+    ));
+
+    let resumes_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let resumes_addr = resumes_listener.local_addr()?;
+    let resumes_task = tokio::spawn(resume_screener::serve_with_shutdown(
+        resumes_listener,
+        ResumeScreener::new(config.resumes),
+        stopped(stop_rx.clone()),
+    ));
+
+    let apps = Apps {
+        pdf: PdfOcr::new(config.pdf),
+        resumes: Upstream::new("resume-screener", resumes_addr, "/resumes"),
+        characters: Upstream::new("characters", characters_addr, "/characters"),
+        video: Upstream::new("video", video_addr, "/video"),
+        image_to_3d: Upstream::new("image-to-3d", image_addr, "/3d"),
+    };
+    let pdf_hub = apps.pdf.hub().clone();
+    let served = axum::serve(listener, router(&apps))
         .with_graceful_shutdown(async move {
             shutdown.await;
             let _ = stop_tx.send(true);
@@ -181,5 +263,15 @@ pub async fn run(
     let video_done = video_task
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-    served.and(characters_done).and(video_done)
+    let image_done = image_task
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    let resumes_done = resumes_task
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    served
+        .and(characters_done)
+        .and(video_done)
+        .and(resumes_done)
+        .and(image_done)
 }
