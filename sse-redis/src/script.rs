@@ -1,5 +1,5 @@
-//! The publish script: one atomic step that assigns a topic's next sequence and appends the
-//! event to its stream.
+//! The publish script: one atomic step that assigns a topic's next sequences and appends the
+//! events to its stream (one call for all the publishes of a topic that wait together).
 //!
 //! Stream entry ids are `{seq}-0`, so an id is its sequence: reading "after sequence K" is
 //! `XREAD … {K}-0` and the history after K is `XRANGE … {K+1}-0 +`. Fields: `t` (Redis time in
@@ -8,79 +8,113 @@
 
 use redis::Value;
 
-/// KEYS: seq, fin, log. ARGV: body, key, terminal, must_exist, seq_in_body, max_len, max_age_ms,
-/// idle_ttl_ms, finished_ttl_ms, has_key.
+/// Publishes one or more events of ONE topic, in order, as if each were a call of its own (the
+/// script is atomic, so the sequences of one call are consecutive).
 ///
-/// Returns the sequence (> 0), -1 when the topic is finished, -2 when it must exist and does
-/// not.
+/// KEYS: seq, fin, log. ARGV: max_len, max_age_ms, idle_ttl_ms, finished_ttl_ms, then six per
+/// event: body, key, terminal, must_exist, seq_in_body, has_key.
+///
+/// Returns one answer per event, in order: the sequence (> 0), -1 when the topic is finished
+/// (also for the events after a terminal one in the same call), -2 when it must exist and does
+/// not, or an error message (a string) when Redis refused that event's writes. Each event's
+/// writes are protected (`pcall`), so an event stored is never reported as failed because a
+/// later one of the same call failed.
 pub(crate) const PUBLISH: &str = r#"
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-if ARGV[4] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
-local seq = redis.call('INCR', KEYS[1])
-if seq == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
-  -- The counter was lost but not the stream: continue after its newest entry.
-  local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-  if top[1] then
-    seq = tonumber(string.match(top[1][1], '^(%d+)')) + 1
-    redis.call('SET', KEYS[1], seq)
-  end
-end
-local sid = string.format('%d', seq)
-local id = sid .. '-0'
+local max_len = tonumber(ARGV[1])
+local max_age = tonumber(ARGV[2])
+local idle_ttl = tonumber(ARGV[3])
+local fin_ttl = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local body = ARGV[1]
-if ARGV[5] == '1' then
-  body = (string.gsub(body, '18446744073709551557', sid))
-end
-local cmd = {'XADD', KEYS[3]}
-if tonumber(ARGV[6]) > 0 then
-  cmd[#cmd + 1] = 'MAXLEN'
-  cmd[#cmd + 1] = '~'
-  cmd[#cmd + 1] = ARGV[6]
-end
-cmd[#cmd + 1] = id
-cmd[#cmd + 1] = 't'
-cmd[#cmd + 1] = now
-cmd[#cmd + 1] = 'b'
-cmd[#cmd + 1] = body
-if ARGV[10] == '1' then
-  cmd[#cmd + 1] = 'k'
-  cmd[#cmd + 1] = ARGV[2]
-end
-if ARGV[3] == '1' then
-  cmd[#cmd + 1] = 'x'
-  cmd[#cmd + 1] = '1'
-end
-redis.call(unpack(cmd))
-local max_age = tonumber(ARGV[7])
--- The age bound is checked every 16 publishes (and on the terminal one): cheap, and late by at
--- most 15 events.
-if max_age > 0 and (seq % 16 == 1 or ARGV[3] == '1') then
-  local cutoff = now - max_age
-  for _ = 1, 8 do
-    local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)[1]
-    if first == nil or first[1] == id or tonumber(first[2][2]) >= cutoff then break end
-    local drop = nil
-    local batch = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 64)
-    for _, e in ipairs(batch) do
-      if e[1] == id or tonumber(e[2][2]) >= cutoff then break end
-      drop = e[1]
+local last_id = nil
+local check_age = false
+local finished = false
+local function one(base)
+  if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+  if ARGV[base + 3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+  local seq = redis.call('INCR', KEYS[1])
+  if seq == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
+    -- The counter was lost but not the stream: continue after its newest entry.
+    local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+    if top[1] then
+      seq = tonumber(string.match(top[1][1], '^(%d+)')) + 1
+      redis.call('SET', KEYS[1], seq)
     end
-    if drop == nil then break end
-    redis.call('XTRIM', KEYS[3], 'MINID', string.match(drop, '^(%d+)') .. '-1')
+  end
+  local sid = string.format('%d', seq)
+  local id = sid .. '-0'
+  local body = ARGV[base]
+  if ARGV[base + 4] == '1' then
+    body = (string.gsub(body, '18446744073709551557', sid))
+  end
+  local cmd = {'XADD', KEYS[3]}
+  if max_len > 0 then
+    cmd[#cmd + 1] = 'MAXLEN'
+    cmd[#cmd + 1] = '~'
+    cmd[#cmd + 1] = ARGV[1]
+  end
+  cmd[#cmd + 1] = id
+  cmd[#cmd + 1] = 't'
+  cmd[#cmd + 1] = now
+  cmd[#cmd + 1] = 'b'
+  cmd[#cmd + 1] = body
+  if ARGV[base + 5] == '1' then
+    cmd[#cmd + 1] = 'k'
+    cmd[#cmd + 1] = ARGV[base + 1]
+  end
+  local terminal = ARGV[base + 2] == '1'
+  if terminal then
+    cmd[#cmd + 1] = 'x'
+    cmd[#cmd + 1] = '1'
+  end
+  redis.call(unpack(cmd))
+  last_id = id
+  -- The age bound is checked every 16 publishes (and on the terminal one), once per call: cheap,
+  -- and late by at most 15 events.
+  if seq % 16 == 1 or terminal then check_age = true end
+  if terminal then
+    finished = true
+    redis.call('SET', KEYS[2], sid, 'PX', fin_ttl)
+    redis.call('PEXPIRE', KEYS[1], fin_ttl)
+    redis.call('PEXPIRE', KEYS[3], fin_ttl)
+  end
+  return seq
+end
+local out = {}
+for base = 5, #ARGV, 6 do
+  local ok, r = pcall(one, base)
+  if ok then
+    out[#out + 1] = r
+  elseif type(r) == 'table' and r.err then
+    out[#out + 1] = tostring(r.err)
+  else
+    out[#out + 1] = tostring(r)
   end
 end
-if ARGV[3] == '1' then
-  local ttl = tonumber(ARGV[9])
-  redis.call('SET', KEYS[2], sid, 'PX', ttl)
-  redis.call('PEXPIRE', KEYS[1], ttl)
-  redis.call('PEXPIRE', KEYS[3], ttl)
-elseif tonumber(ARGV[8]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[8])
-  redis.call('PEXPIRE', KEYS[3], ARGV[8])
+if last_id ~= nil then
+  pcall(function()
+    if max_age > 0 and check_age then
+      local cutoff = now - max_age
+      for _ = 1, 8 do
+        local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)[1]
+        if first == nil or first[1] == last_id or tonumber(first[2][2]) >= cutoff then break end
+        local drop = nil
+        local batch = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 64)
+        for _, e in ipairs(batch) do
+          if e[1] == last_id or tonumber(e[2][2]) >= cutoff then break end
+          drop = e[1]
+        end
+        if drop == nil then break end
+        redis.call('XTRIM', KEYS[3], 'MINID', string.match(drop, '^(%d+)') .. '-1')
+      end
+    end
+    if not finished and idle_ttl > 0 then
+      redis.call('PEXPIRE', KEYS[1], ARGV[3])
+      redis.call('PEXPIRE', KEYS[3], ARGV[3])
+    end
+  end)
 end
-return seq
+return out
 "#;
 
 /// One stream entry, parsed.

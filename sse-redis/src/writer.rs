@@ -1,6 +1,7 @@
 //! Publishing connections: each owns one connection and a queue, and sends what waits in its
-//! queue as one pipeline of script calls.
+//! queue as one pipeline of script calls, one per topic.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,25 +89,30 @@ fn fail(ctx: &Ctx, jobs: impl Iterator<Item = Job>, msg: &str) {
     }
 }
 
-fn script_call(ctx: &Ctx, out: &Outgoing) -> redis::Cmd {
+/// One script call for `jobs`, all of one topic, in their order.
+fn script_call(ctx: &Ctx, jobs: &[Job]) -> redis::Cmd {
     let cfg = &ctx.config;
-    let keys = cfg.keys(&out.topic);
+    let topic = jobs.first().map_or("", |j| &*j.out.topic);
+    let keys = cfg.keys(topic);
     let mut cmd = redis::cmd("EVALSHA");
     cmd.arg(&*ctx.script_sha)
         .arg(3)
         .arg(&keys.seq)
         .arg(&keys.fin)
         .arg(&keys.log)
-        .arg(&out.body[..])
-        .arg(out.key.as_deref().unwrap_or(""))
-        .arg(flag(out.terminal))
-        .arg(flag(out.must_exist))
-        .arg(flag(out.seq_in_body))
         .arg(cfg.max_len.unwrap_or(0))
         .arg(millis(cfg.max_age))
         .arg(millis(cfg.idle_ttl))
-        .arg(millis(Some(cfg.finished_ttl)))
-        .arg(flag(out.key.is_some()));
+        .arg(millis(Some(cfg.finished_ttl)));
+    for job in jobs {
+        let out = &job.out;
+        cmd.arg(&out.body[..])
+            .arg(out.key.as_deref().unwrap_or(""))
+            .arg(flag(out.terminal))
+            .arg(flag(out.must_exist))
+            .arg(flag(out.seq_in_body))
+            .arg(flag(out.key.is_some()));
+    }
     cmd
 }
 
@@ -118,43 +124,129 @@ fn flag(b: bool) -> &'static str {
     }
 }
 
-/// Sends `jobs` as one pipeline and answers each. `Err` (nothing answered) when the
-/// connection failed.
-async fn send(ctx: &Ctx, conn: &mut MultiplexedConnection, jobs: &mut Vec<Job>) -> RedisResult<()> {
-    let results = pipeline(ctx, conn, jobs.iter()).await?;
-    let mut retry = Vec::new();
-    for (job, r) in jobs.drain(..).zip(results) {
-        match r {
-            Err(e) if e.code() == Some("NOSCRIPT") => retry.push(job),
-            r => answer(ctx, job, r),
+/// Orders `jobs` by topic (stably: each topic's jobs keep their order; topics in the order of
+/// their first job) and returns the length of each topic's run.
+fn group_by_topic(jobs: &mut [Job]) -> Vec<usize> {
+    let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut sizes: Vec<usize> = Vec::new();
+    for job in jobs.iter() {
+        let next = sizes.len();
+        let g = *index.entry(Arc::clone(&job.out.topic)).or_insert(next);
+        match sizes.get_mut(g) {
+            Some(n) => *n += 1,
+            None => sizes.push(1),
         }
     }
+    if sizes.len() > 1 {
+        // A stable sort: each topic's jobs keep their order.
+        jobs.sort_by_key(|j| index.get(&j.out.topic).copied().unwrap_or(usize::MAX));
+    }
+    // One script call blocks Redis while it runs: cap its events so that other nodes' blocking
+    // reads never wait long behind a big batch. A topic's chunks follow each other in the same
+    // pipeline, so its order is kept.
+    sizes
+        .into_iter()
+        .flat_map(|n| {
+            let full = n / MAX_EVENTS_PER_CALL;
+            let rest = n % MAX_EVENTS_PER_CALL;
+            std::iter::repeat_n(MAX_EVENTS_PER_CALL, full).chain((rest > 0).then_some(rest))
+        })
+        .collect()
+}
+
+/// Most events one script call appends (about 0.5 ms of Redis time).
+const MAX_EVENTS_PER_CALL: usize = 128;
+
+/// Sends `jobs` as one pipeline (one script call per topic) and answers each. `Err` (the jobs
+/// still in `jobs`, unanswered) when the connection failed.
+async fn send(ctx: &Ctx, conn: &mut MultiplexedConnection, jobs: &mut Vec<Job>) -> RedisResult<()> {
+    let sizes = group_by_topic(jobs);
+    let results = pipeline(ctx, conn, jobs, &sizes).await?;
+    let mut retry: Vec<Job> = Vec::new();
+    let mut retry_sizes = Vec::new();
+    let mut it = jobs.drain(..);
+    for (&n, r) in sizes.iter().zip(results) {
+        let group = it.by_ref().take(n);
+        match r {
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                retry.extend(group);
+                retry_sizes.push(n);
+            }
+            r => answer_group(ctx, group, r),
+        }
+    }
+    drop(it);
     if !retry.is_empty() {
         // The script cache was emptied (SCRIPT FLUSH) under a live connection: load it again.
         // These publishes did not run, so they are sent again, in their order.
-        redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(crate::script::PUBLISH)
-            .query_async::<String>(conn)
-            .await?;
-        let results = pipeline(ctx, conn, retry.iter()).await?;
-        for (job, r) in retry.into_iter().zip(results) {
-            answer(ctx, job, r);
+        let sent = async {
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(crate::script::PUBLISH)
+                .query_async::<String>(&mut *conn)
+                .await?;
+            pipeline(ctx, conn, &retry, &retry_sizes).await
+        }
+        .await;
+        let results = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                jobs.append(&mut retry);
+                return Err(e);
+            }
+        };
+        let mut it = retry.into_iter();
+        for (&n, r) in retry_sizes.iter().zip(results) {
+            answer_group(ctx, it.by_ref().take(n), r);
         }
     }
     Ok(())
 }
 
-async fn pipeline<'a>(
+async fn pipeline(
     ctx: &Ctx,
     conn: &mut MultiplexedConnection,
-    jobs: impl Iterator<Item = &'a Job>,
+    jobs: &[Job],
+    sizes: &[usize],
 ) -> RedisResult<Vec<RedisResult<Value>>> {
     let mut pipe = redis::pipe();
-    for job in jobs {
-        pipe.add_command(script_call(ctx, &job.out));
+    let mut rest = jobs;
+    for &n in sizes {
+        let (group, tail) = rest.split_at(n.min(rest.len()));
+        pipe.add_command(script_call(ctx, group));
+        rest = tail;
     }
     pipe.ignore_errors().query_async(conn).await
+}
+
+/// Answers the jobs of one script call: one answer each, or the call's error for all.
+fn answer_group(ctx: &Ctx, jobs: impl Iterator<Item = Job>, r: Result<Value, RedisError>) {
+    match r {
+        Ok(Value::Array(answers)) => {
+            let mut answers = answers.into_iter();
+            for job in jobs {
+                let r = answers.next().map_or_else(
+                    || {
+                        Ok(Value::SimpleString(
+                            "no answer for this event from the publish script".into(),
+                        ))
+                    },
+                    Ok,
+                );
+                answer(ctx, job, r);
+            }
+        }
+        Ok(other) => {
+            for job in jobs {
+                answer(ctx, job, Ok(other.clone()));
+            }
+        }
+        Err(e) => {
+            for job in jobs {
+                answer(ctx, job, Err(e.clone()));
+            }
+        }
+    }
 }
 
 fn answer(ctx: &Ctx, job: Job, r: Result<Value, RedisError>) {
@@ -162,6 +254,13 @@ fn answer(ctx: &Ctx, job: Job, r: Result<Value, RedisError>) {
         Ok(Value::Int(n)) if n > 0 => Ok(n.unsigned_abs()),
         Ok(Value::Int(-1)) => Err(BackplaneError::finished()),
         Ok(Value::Int(-2)) => Err(BackplaneError::not_found()),
+        Ok(v @ (Value::BulkString(_) | Value::SimpleString(_))) => {
+            let msg = crate::script::bytes(v).unwrap_or_default();
+            Err(BackplaneError::new(format!(
+                "redis refused the publish: {}",
+                String::from_utf8_lossy(&msg)
+            )))
+        }
         Ok(other) => Err(BackplaneError::new(format!(
             "unexpected answer from the publish script: {other:?}"
         ))),

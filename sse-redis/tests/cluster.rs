@@ -586,3 +586,72 @@ async fn history_bounds_and_ttls_in_redis() {
     assert_eq!(t.publish_async(Event::new().data("x")).await.unwrap(), 1);
     assert_eq!(publish_n(&a, "aging", 1).await, vec![1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pipeline_of_several_topics_with_a_finish_and_a_refused_write() {
+    let redis = RedisServer::start();
+    let (a, _bp_a) = node(&redis, config().pool_size(1)).await;
+    let (b, _bp_b) = node(&redis, config()).await;
+    let mut sub = b.subscribe_async("batch-x").await.unwrap();
+    let (x, y) = (a.topic("batch-x").unwrap(), a.topic("batch-y").unwrap());
+    // Handed over together (one connection, so most likely one pipeline): x and y interleaved,
+    // x finished in the middle, then more publishes to both.
+    let mut acks_x = Vec::new();
+    let mut acks_y = Vec::new();
+    for i in 0..20 {
+        acks_x.push(x.publish_async(Event::new().data(format!("x{i}"))));
+        acks_y.push(y.publish_async(Event::new().data(format!("y{i}"))));
+    }
+    let fin = x.finish_async(Event::new().event("done").data("x"));
+    let after_x: Vec<_> = (0..5)
+        .map(|_| x.publish_async(Event::new().data("late")))
+        .collect();
+    for i in 20..25 {
+        acks_y.push(y.publish_async(Event::new().data(format!("y{i}"))));
+    }
+    let mut sx = Vec::new();
+    for ack in acks_x {
+        sx.push(ack.await.unwrap());
+    }
+    let mut sy = Vec::new();
+    for ack in acks_y {
+        sy.push(ack.await.unwrap());
+    }
+    assert_eq!(sx, (1..=20).collect::<Vec<u64>>());
+    assert_eq!(sy, (1..=25).collect::<Vec<u64>>());
+    assert_eq!(fin.await.unwrap(), 21);
+    for ack in after_x {
+        assert!(matches!(ack.await, Err(PublishError::Finished)));
+    }
+    let got = drain(&mut sub).await;
+    assert_eq!(ids(&got), (1..=21).collect::<Vec<u64>>());
+    assert_eq!(got[20].event.as_deref(), Some("done"));
+
+    // A counter behind its stream (set by hand): the writes Redis refuses fail one by one with a
+    // backplane error, and the publishes after them in the same call are stored.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("SET")
+        .arg("sse:{batch-y}:seq")
+        .arg(22)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let acks: Vec<_> = (0..6)
+        .map(|_| y.publish_async(Event::new().data("again")))
+        .collect();
+    let mut results = Vec::new();
+    for ack in acks {
+        results.push(ack.await);
+    }
+    for r in &results[..3] {
+        match r {
+            Err(PublishError::Backplane(e)) => {
+                assert!(e.to_string().contains("refused"), "{e}");
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+    let stored: Vec<u64> = results[3..].iter().map(|r| *r.as_ref().unwrap()).collect();
+    assert_eq!(stored, vec![26, 27, 28]);
+}
