@@ -76,7 +76,7 @@ use std::time::Duration;
 
 use sse_core::hub::{HubBuilder, Policy, TopicConfig};
 use sse_core::Hub;
-use sse_redis::{ConnectError, RedisBackplane, RedisConfig};
+use sse_redis::{redacted, ConnectError, RedisBackplane, RedisConfig};
 use tokio::net::TcpListener;
 
 pub use app::{MAX_N, MAX_SIZE};
@@ -202,16 +202,11 @@ impl Config {
     /// Like [`Config::from_env`], reading variables through `get`.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
         let mut c = Config::default();
-        if let Some(bp) = get("BACKPLANE").filter(|v| !v.is_empty()) {
-            if !(bp.starts_with("redis://") || bp.starts_with("rediss://")) {
-                return Err(format!(
-                    "BACKPLANE={:?}: expected redis://HOST:PORT (or unset it to run a single \
-                     in-memory node)",
-                    redacted(&bp)
-                ));
-            }
-            c.backplane = Some(bp);
-        }
+        // The check every example app shares (`sse_redis::backplane_url`).
+        let bp = get(sse_redis::BACKPLANE_VAR);
+        c.backplane = sse_redis::backplane_url(bp.as_deref())
+            .map_err(|e| e.to_string())?
+            .map(str::to_owned);
         if let Some(p) = get("POLICY").filter(|v| !v.is_empty()) {
             c.policy = p.parse()?;
         }
@@ -258,21 +253,6 @@ fn parse_count(name: &str, v: &str) -> Result<usize, String> {
     match v.parse::<usize>() {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("{name}={v:?}: expected a positive integer")),
-    }
-}
-
-/// `url` without its password (`redis://user:***@host:port`), for messages.
-fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let host_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..host_end].rfind('@') {
-        Some(at) => {
-            let user = rest[..at].split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:***{}", &rest[at..])
-        }
-        None => url.to_owned(),
     }
 }
 

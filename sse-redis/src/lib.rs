@@ -45,6 +45,7 @@
 //! See the crate's README for running several nodes.
 
 mod config;
+mod env;
 mod reader;
 mod script;
 mod writer;
@@ -60,6 +61,10 @@ use sse_core::Hub;
 use tokio::sync::mpsc;
 
 pub use config::RedisConfig;
+pub use env::{
+    backplane_from_env, backplane_url, hub_builder_from_env, hub_builder_from_env_with, redacted,
+    EnvError, BACKPLANE_VAR,
+};
 
 use reader::ReaderState;
 use script::{parse_entries, RawEntry};

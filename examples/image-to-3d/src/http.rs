@@ -71,7 +71,9 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Res {
         (&Method::POST, ["api", "v1", "upload", "batch"]) => upload(&app, req).await,
         (&Method::POST, ["api", "v1", "stream-tokens"]) => stream_token(&app, req).await,
         (&Method::GET, ["api", "v1", "status", "tasks", id]) => status(&app, &req, id),
-        (&Method::GET, ["api", "v1", "status", "tasks", id, "stream"]) => stream(&app, &req, id),
+        (&Method::GET, ["api", "v1", "status", "tasks", id, "stream"]) => {
+            stream(&app, &req, id).await
+        }
         (&Method::GET, ["api", "v1", "download", id, file]) => download(&app, &req, id, file),
         (
             _,
@@ -162,7 +164,7 @@ fn status(app: &App, req: &Request<Incoming>, id: &str) -> Res {
 }
 
 /// `GET /api/v1/status/tasks/{id}/stream?token=…`: the task's event stream.
-fn stream(app: &App, req: &Request<Incoming>, id: &str) -> Res {
+async fn stream(app: &App, req: &Request<Incoming>, id: &str) -> Res {
     if let Some(res) = key_in_url(req) {
         return res;
     }
@@ -194,7 +196,11 @@ fn stream(app: &App, req: &Request<Incoming>, id: &str) -> Res {
     let options = SubscribeOptions::topic(tasks::topic_name(id))
         .last_event_id(sse_hyper::last_event_id(req))
         .user(user);
-    sse_hyper::subscribe(&app.hub, options)
+    // `subscribe_async`: with a backplane, brings this node's copy of the topic up to date first.
+    match app.hub.subscribe_async(options).await {
+        Ok(sub) => sse_hyper::response(sub).map(SseResponseBody::Stream),
+        Err(err) => sse_hyper::rejection(&err).map(SseResponseBody::Full),
+    }
 }
 
 /// `POST /api/v1/stream-tokens` with `{"task_id": "…"}`: a short-lived token for one task's

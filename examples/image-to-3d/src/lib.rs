@@ -20,6 +20,11 @@
 //! # }
 //! ```
 //!
+//! With `BACKPLANE=redis://HOST:PORT` in the environment ([`sse_redis::hub_builder_from_env`]),
+//! the app connects to that Redis first and publishes and subscribes through it (the hub's
+//! `_async` calls), so a task's events are stored in Redis with cluster-wide ids. Tasks, models
+//! and stream tokens stay on the node that ran the task, which serves its stream.
+//!
 //! The page and every URL the server hands out are relative to the app's root, or prefixed with
 //! [`Config::base_path`], so the app also works behind a proxy under a path prefix.
 //!
@@ -168,7 +173,13 @@ pub async fn serve_with(
         (Some(owner), Some(user)) if owner == user => sse_core::hub::Access::Allow,
         _ => sse_core::hub::Access::Hidden,
     };
-    let hub = Hub::builder()
+    // `BACKPLANE=redis://HOST:PORT`: a node of a cluster sharing that Redis.
+    let builder = sse_redis::hub_builder_from_env_with(
+        sse_redis::RedisConfig::default().finished_ttl(config.finished_ttl),
+    )
+    .await
+    .map_err(std::io::Error::other)?;
+    let hub = builder
         .heartbeat(config.heartbeat)
         .finished_ttl(config.finished_ttl)
         .authorize(owner_only)

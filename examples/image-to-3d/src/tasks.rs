@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{json, Value};
+use sse_core::hub::PublishAck;
 use sse_core::{Event, JobPublisher};
 
 use crate::mesh::{decode_luma, HeightField, Mesh};
@@ -223,11 +224,24 @@ impl Tasks {
 pub(crate) struct Publisher {
     job: JobPublisher,
     task: Arc<Task>,
+    /// The ack of the latest publish: its sequence is the terminal event's id minus one.
+    last: Mutex<Option<PublishAck>>,
 }
 
 impl Publisher {
     pub(crate) fn new(job: JobPublisher, task: Arc<Task>) -> Self {
-        Publisher { job, task }
+        Publisher {
+            job,
+            task,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Keeps `ack` as the latest publish's. The `_async` publishes hand the event over at once
+    /// (to the ring, or to the backplane, which stores one topic's events in call order), so
+    /// only the latest ack is awaited, by [`finish`](Self::finish).
+    fn sent(&self, ack: PublishAck) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(ack);
     }
 
     /// A `file_update` with file `idx`'s current state, conflated per file.
@@ -237,8 +251,9 @@ impl Publisher {
         };
         let key = format!("file:{}", f.file_id);
         let task_id = self.task.id.clone();
-        // A publish fails only once the topic is finished, which only this publisher does.
-        let _ = self.job.topic().publish_with(Some(&key), move |seq| {
+        // A publish fails only once the topic is finished, which only this publisher does (or,
+        // with a backplane, while Redis is down: the next update supersedes it).
+        let ack = self.job.topic().publish_with_async(Some(&key), move |seq| {
             let mut v = json!(f);
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("sequence".into(), json!(seq));
@@ -246,25 +261,28 @@ impl Publisher {
             }
             Event::new().event("file_update").json_owned(v)
         });
+        self.sent(ack);
     }
 
     /// A `task_progress` with the task's current counts.
     pub(crate) fn progress(&self, message: &str) {
         let mut v = self.task.progress_payload(message);
-        let _ = self
+        let ack = self
             .job
             .topic()
-            .publish_with(Some("task_progress"), move |seq| {
+            .publish_with_async(Some("task_progress"), move |seq| {
                 if let Some(obj) = v.as_object_mut() {
                     obj.insert("sequence".into(), json!(seq));
                 }
                 Event::new().event("task_progress").json_owned(v)
             });
+        self.sent(ack);
     }
 
     /// The terminal event: `task_completed` if at least one model was made, else `task_failed`.
-    fn finish(self) {
-        let Publisher { job, task } = self;
+    async fn finish(self) {
+        let Publisher { job, task, last } = self;
+        let last = last.into_inner().unwrap_or_else(|e| e.into_inner());
         let (status, files, processing_time) = {
             let mut st = task.state();
             let any_model = st.files.iter().any(|f| f.status == "completed");
@@ -276,8 +294,13 @@ impl Publisher {
                 task.created.elapsed().as_secs_f64(),
             )
         };
-        // This worker is the topic's only publisher, so the terminal event's id is the next one.
-        let sequence = job.topic().last_seq() + 1;
+        // This worker is the topic's only publisher, so the terminal event's id is the one after
+        // its latest publish (stored by now, on every node).
+        let previous = match last {
+            Some(ack) => ack.await.ok(),
+            None => None,
+        };
+        let sequence = previous.unwrap_or_else(|| job.topic().last_seq()) + 1;
         let failed: Vec<Value> = files
             .iter()
             .filter(|f| f.status == "failed")
@@ -314,7 +337,9 @@ impl Publisher {
                 "models": models,
                 "failed": failed,
             });
-            let _ = job.complete(Event::new().event("task_completed").json_owned(payload));
+            let _ = job
+                .complete_async(Event::new().event("task_completed").json_owned(payload))
+                .await;
         } else {
             let payload = json!({
                 "sequence": sequence,
@@ -324,7 +349,13 @@ impl Publisher {
                 "error": format!("none of the {} files could be converted", files.len()),
                 "details": { "failed": failed },
             });
-            let _ = job.fail_with(Event::new().event("task_failed").json_owned(payload));
+            // `fail_with` through the backplane: the topic's `finish_async`, then the publisher is
+            // dropped (in memory the topic is finished by then; with a backplane its drop hands
+            // over a second finish, which every node refuses as already finished).
+            let _ = job
+                .topic()
+                .finish_async(Event::new().event("task_failed").json_owned(payload))
+                .await;
         }
     }
 }
@@ -350,7 +381,7 @@ pub(crate) async fn run(app: Arc<App>, publisher: Publisher, uploads: Vec<Upload
         "finished: {done} model{} ready, {failed} failed",
         if done == 1 { "" } else { "s" }
     ));
-    publisher.finish();
+    publisher.finish().await;
 }
 
 async fn process_file(app: &App, p: &Publisher, idx: usize, upload: Upload) {

@@ -198,6 +198,9 @@ struct UserSlot {
     running: Option<Arc<BatchCtl>>,
 }
 
+/// How long a cleared stream stays readable.
+const FINISHED_TTL: Duration = Duration::from_secs(60);
+
 /// The conflation key of progress updates: a new subscriber first gets the latest one.
 const PROGRESS_KEY: &str = "progress";
 
@@ -206,13 +209,39 @@ fn topic_name(user: &str, generation: u64) -> String {
 }
 
 impl ResumeScreener {
-    /// The app with `config`.
-    pub fn new(mut config: Config) -> Self {
+    /// The app with `config`, on a single in-memory node.
+    pub fn new(config: Config) -> Self {
+        Self::with_hub_builder(config, Hub::builder())
+    }
+
+    /// The app with `config`, a node of the cluster named by `BACKPLANE=redis://HOST:PORT` if
+    /// that variable is set (see [`sse_redis::hub_builder_from_env`]), in memory otherwise.
+    /// Call it from within the Tokio runtime the app runs on.
+    pub async fn from_env(config: Config) -> std::io::Result<Self> {
+        let builder = sse_redis::hub_builder_from_env_with(
+            sse_redis::RedisConfig::default().finished_ttl(FINISHED_TTL),
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+        let app = Self::with_hub_builder(config, builder);
+        if app.inner.hub.backplane().is_some() {
+            // Topic names carry the generation, and every node shares the topics: start this
+            // node's generations where no other node's are (microseconds since the epoch).
+            let start = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+            app.inner.next_generation.store(start, Ordering::Relaxed);
+        }
+        Ok(app)
+    }
+
+    /// The app with `config`, its hub built from `builder` (`Hub::builder()`, or a backplane's).
+    pub fn with_hub_builder(mut config: Config, builder: sse_core::hub::HubBuilder) -> Self {
         config.workers = config.workers.max(1);
-        let hub = Hub::builder()
+        let hub = builder
             .heartbeat(config.heartbeat)
             .max_subscriptions_per_user(config.max_streams_per_user.max(1))
-            .finished_ttl(Duration::from_secs(60))
+            .finished_ttl(FINISHED_TTL)
             // A second line behind the handlers' own check: a stream is only ever read by the
             // user who owns it.
             .authorize(|req| match (req.owner, req.user) {
@@ -270,7 +299,11 @@ impl ResumeScreener {
     }
 
     /// Publishes `progress` to the user's stream of `generation`. Called with the users lock
-    /// held, so updates leave in the order they were made.
+    /// held, so updates leave in the order they were made: `publish_with_async` hands the event
+    /// over at once (to the ring, or to the backplane, which stores a topic's events in call
+    /// order), from any thread; nobody waits for the ack, the next update supersedes a lost one.
+    /// With a backplane the event's id is the plain sequence (the backplane replaces custom ids),
+    /// so a resume there starts from the latest progress rather than exactly where it left.
     fn publish(&self, user: &str, generation: u64, progress: &Progress) {
         let topic = match self.topic_of(user, generation) {
             Ok(t) => t,
@@ -279,14 +312,11 @@ impl ResumeScreener {
                 return;
             }
         };
-        let sent = topic.publish_with(Some(PROGRESS_KEY), |seq| {
+        drop(topic.publish_with_async(Some(PROGRESS_KEY), |seq| {
             Event::new()
                 .id(format!("{generation}-{seq}"))
                 .json(progress)
-        });
-        if let Err(e) = sent {
-            eprintln!("resume-screener: cannot publish to {}: {e}", topic.name());
-        }
+        }));
     }
 
     /// The user's current progress, if any.
@@ -320,9 +350,8 @@ impl ResumeScreener {
                 "completed": 0,
                 "total": 0,
             });
-            if let Err(e) = topic.finish(Event::new().event("cleared").id(id).json(&data)) {
-                eprintln!("resume-screener: cannot finish {}: {e}", topic.name());
-            }
+            // Handed over at once; a finish fails only if the topic is already finished.
+            drop(topic.finish_async(Event::new().event("cleared").id(id).json(&data)));
         }
         (slot.progress.is_some(), streams)
     }
@@ -333,11 +362,12 @@ pub fn router(app: ResumeScreener) -> Router {
     routes::router(app)
 }
 
-/// Serves the app (settings from [`Config::from_env`]) on `listener` until the process ends.
+/// Serves the app (settings from [`Config::from_env`], `BACKPLANE` as in
+/// [`ResumeScreener::from_env`]) on `listener` until the process ends.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
     serve_with_shutdown(
         listener,
-        ResumeScreener::new(Config::from_env()),
+        ResumeScreener::from_env(Config::from_env()).await?,
         std::future::pending(),
     )
     .await

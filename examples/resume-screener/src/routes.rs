@@ -96,7 +96,7 @@ async fn stream(
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
-    let subscribed = {
+    let options = {
         let mut users = app.inner.users.lock();
         let slot = users.entry(user.clone()).or_insert_with(|| app.new_slot());
         let generation = slot.generation;
@@ -114,12 +114,12 @@ async fn stream(
             .filter(|(g, _)| g.parse::<u64>().ok() == Some(generation))
             .and_then(|(_, seq)| seq.parse::<u64>().ok())
             .map(|seq| seq.to_string());
-        app.hub().subscribe(
-            SubscribeOptions::topic(topic_name(&user, generation))
-                .user(user)
-                .last_event_id(resume),
-        )
+        SubscribeOptions::topic(topic_name(&user, generation))
+            .user(user)
+            .last_event_id(resume)
     };
+    // Outside the users lock: with a backplane, this first brings the topic up to date.
+    let subscribed = app.hub().subscribe_async(options).await;
     match subscribed {
         Ok(sub) => SseResponse::new(sub).retry(RETRY).into_response(),
         Err(e) => SubscribeRejection(e).into_response(),

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p sse-examples --bin characters            # http://127.0.0.1:8088
 //! ADDR=127.0.0.1:9000 cargo run -p sse-examples --bin characters
+//! BACKPLANE=redis://127.0.0.1:6379 ADDR=127.0.0.1:9001 cargo run -p sse-examples --bin characters
 //! ```
 //!
 //! Open the page, sign in, create jobs. From a shell, with the preset demo token:

@@ -2,6 +2,8 @@
 //!
 //! Listens on `127.0.0.1:$PORT` (default 3000; `HOST` changes the address). The index page at
 //! `/` links the apps and lists which paths go where (see `sse_examples::demo`).
+//! `BACKPLANE=redis://HOST:PORT` is passed through: every app publishes and subscribes through
+//! that Redis.
 
 use sse_examples::demo::{self, DemoConfig};
 

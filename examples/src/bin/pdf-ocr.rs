@@ -1,7 +1,8 @@
 //! The PDF OCR app (field reports 000 and 004): `cargo run -p sse-examples --bin pdf-ocr`.
 //!
 //! Listens on `127.0.0.1:$PORT` (default 3001; `HOST` changes the address). See
-//! `sse_examples::pdf_ocr` for the endpoints and the settings read from the environment.
+//! `sse_examples::pdf_ocr` for the endpoints and the settings read from the environment;
+//! `BACKPLANE=redis://HOST:PORT` makes it a node of a cluster sharing that Redis.
 
 use sse_examples::pdf_ocr::{self, Config, PdfOcr, DEMO_TOKENS};
 
@@ -10,7 +11,8 @@ async fn main() -> std::io::Result<()> {
     let host = std::env::var("HOST").unwrap_or_else(|_| "127.0.0.1".to_owned());
     let port = std::env::var("PORT").unwrap_or_else(|_| "3001".to_owned());
     let listener = tokio::net::TcpListener::bind(format!("{host}:{port}")).await?;
-    let app = PdfOcr::new(Config::from_env());
+    // BACKPLANE=redis://HOST:PORT: a node of a cluster sharing that Redis.
+    let app = PdfOcr::from_env(Config::from_env()).await?;
     let addr = listener.local_addr()?;
     println!("pdf-ocr: http://{addr}/  (engine: {})", app.engine().name());
     if std::env::var_os("PDF_OCR_TOKENS").is_none() {

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run -p sse-examples --bin video                 # http://127.0.0.1:8089
 //! ADDR=127.0.0.1:9001 cargo run -p sse-examples --bin video
+//! BACKPLANE=redis://127.0.0.1:6379 ADDR=127.0.0.1:9002 cargo run -p sse-examples --bin video
 //! ```
 //!
 //! From a shell:

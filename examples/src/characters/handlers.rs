@@ -18,7 +18,7 @@ use super::jobs::{
     ensure_user_topic, message, submit, user_topic, JobInput, JobKind, MediaRequest, SubmitError,
 };
 use super::sheet::CharacterRequest;
-use super::stream::{start_from_now, Prefixed};
+use super::stream::{start_from_now_async, Prefixed};
 use super::util::is_hex_id;
 use super::Shared;
 
@@ -277,7 +277,7 @@ async fn sse_character(
     id: web::Path<String>,
     last: LastEventId,
 ) -> Reply {
-    sse_job(&req, &state, JobKind::Character, &id, last.0)
+    sse_job(&req, &state, JobKind::Character, &id, last.0).await
 }
 
 async fn sse_media(
@@ -286,12 +286,12 @@ async fn sse_media(
     id: web::Path<String>,
     last: LastEventId,
 ) -> Reply {
-    sse_job(&req, &state, JobKind::Media, &id, last.0)
+    sse_job(&req, &state, JobKind::Media, &id, last.0).await
 }
 
 /// `GET /api/v1/sse/jobs/{character|media}/{jobId}`: `connected`, `initial_status` (new
 /// connections), then every `job_update` until the job ends. Unknown job or another user's: 404.
-fn sse_job(
+async fn sse_job(
     req: &HttpRequest,
     state: &Shared,
     kind: JobKind,
@@ -302,14 +302,21 @@ fn sse_job(
     if !is_hex_id(id, 8) {
         return Err(ApiError::job_not_found().into());
     }
-    let topic = kind.topic(id);
+    let topic = kind.topic(&user, id);
     let fresh = last.is_none();
-    let cursor = last.clone().or_else(|| start_from_now(&state.hub, &topic));
-    let sub = match state.hub.subscribe(
-        SubscribeOptions::topic(&topic)
-            .user(&user)
-            .last_event_id(cursor),
-    ) {
+    let cursor = match &last {
+        Some(id) => Some(id.clone()),
+        None => start_from_now_async(&state.hub, &topic).await,
+    };
+    let sub = match state
+        .hub
+        .subscribe_async(
+            SubscribeOptions::topic(&topic)
+                .user(&user)
+                .last_event_id(cursor),
+        )
+        .await
+    {
         Ok(sub) => sub,
         Err(SubscribeError::NotFound) => return evicted(req, state, kind, id, &user, fresh),
         Err(e) => return Err(SubscribeRejection(e).into()),
@@ -376,14 +383,18 @@ async fn sse_my(req: HttpRequest, state: State, last: LastEventId) -> Reply {
     let topic = ensure_user_topic(&state, &user)
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let fresh = last.0.is_none();
-    let cursor = last.0.or_else(|| start_from_now(&state.hub, topic.name()));
+    let cursor = match last.0 {
+        Some(id) => Some(id),
+        None => start_from_now_async(&state.hub, topic.name()).await,
+    };
     let sub = state
         .hub
-        .subscribe(
+        .subscribe_async(
             SubscribeOptions::topic(topic.name())
                 .user(&user)
                 .last_event_id(cursor),
         )
+        .await
         .map_err(SubscribeRejection)?;
     let jobs = state.jobs.of_user(&user);
     let mut prefix: Vec<Frame> = frame(&Event::new().json_owned(json!({
@@ -418,7 +429,7 @@ async fn connection_status(req: HttpRequest, state: State) -> HttpResponse {
                 .jobs
                 .ids_of_user(&u)
                 .into_iter()
-                .map(|(id, kind)| kind.topic(&id)),
+                .map(|(id, kind)| kind.topic(&u, &id)),
         );
         let connections: usize = topics
             .iter()

@@ -37,10 +37,25 @@ impl JobKind {
         }
     }
 
-    /// The hub topic of job `id`.
-    pub fn topic(self, id: &str) -> String {
-        format!("{}:{id}", self.name())
+    /// The hub topic of `owner`'s job `id`: `{kind}:{owner}/{id}`. The owner is in the name so
+    /// that a node that learns of the topic from the backplane (which carries no owner) still
+    /// serves it to its owner only (see [`owner_in_name`]), and another user's request names a
+    /// topic that does not exist.
+    pub fn topic(self, owner: &str, id: &str) -> String {
+        format!("{}:{owner}/{id}", self.name())
     }
+}
+
+/// The owner named by a topic of this app (`user:{name}`, `{kind}:{owner}/{id}`), for topics
+/// that a node created from the backplane, which carries no owner.
+pub fn owner_in_name(topic: &str) -> Option<&str> {
+    if let Some(user) = topic.strip_prefix("user:") {
+        return Some(user);
+    }
+    let rest = topic
+        .strip_prefix("character:")
+        .or_else(|| topic.strip_prefix("media:"))?;
+    rest.rsplit_once('/').map(|(owner, _)| owner)
 }
 
 /// The hub topic that carries every job update of `user` (the `/api/v1/sse/jobs/my` stream).
@@ -296,24 +311,47 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
+    /// Publishes a non-final update. The `_async` calls hand the event over at once (to the
+    /// local ring, or to the backplane's writer) from any thread, the blocking pool included;
+    /// nobody waits for the ack: a publish fails only when the topic was finished or evicted
+    /// (nobody can listen then) or while Redis is down (the next update supersedes it).
     fn publish(&self, view: &JobView) {
-        let mut publisher = self
+        let publisher = self
             .publisher
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let Some(p) = publisher.as_ref() else {
             return; // already finished
         };
-        let event = message("job_update", view);
-        // Publishing fails only when the topic was finished or evicted: nobody can listen then.
-        let _ = if view.is_finished() {
-            publisher.take().map(|p| p.complete(event))
-        } else {
-            Some(p.event_keyed("status", event))
-        };
+        drop(
+            p.topic()
+                .publish_keyed_async("status", message("job_update", view)),
+        );
+        drop(publisher);
+        self.publish_to_owner(view);
+    }
+
+    fn publish_to_owner(&self, view: &JobView) {
         if let Ok(t) = ensure_user_topic(&self.shared, &self.owner) {
-            let _ = t.publish_keyed(&self.id, message("job_update", view));
+            drop(t.publish_keyed_async(&self.id, message("job_update", view)));
         }
+    }
+
+    /// Publishes the final update and finishes the job's topic (on every node, with a
+    /// backplane).
+    async fn finish(&self, view: &JobView) {
+        let publisher = self
+            .publisher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(p) = publisher else {
+            return; // already finished
+        };
+        if let Err(e) = p.complete_async(message("job_update", view)).await {
+            eprintln!("characters: job {}: cannot finish its stream: {e}", self.id);
+        }
+        self.publish_to_owner(view);
     }
 
     /// Reports progress (the job becomes `active`).
@@ -338,7 +376,7 @@ impl Reporter {
         }
     }
 
-    fn complete(&self, result: Value, file: Option<PathBuf>) {
+    async fn complete(&self, result: Value, file: Option<PathBuf>) {
         let view = self.shared.jobs.update(&self.id, |r| {
             r.view.status = JobStatus::Completed;
             r.view.progress = 100;
@@ -349,11 +387,11 @@ impl Reporter {
             r.file = file;
         });
         if let Some(v) = view {
-            self.publish(&v);
+            self.finish(&v).await;
         }
     }
 
-    fn fail(&self, reason: &str) {
+    async fn fail(&self, reason: &str) {
         let view = self.shared.jobs.update(&self.id, |r| {
             r.view.status = JobStatus::Failed;
             r.view.message = format!("Failed: {reason}");
@@ -362,7 +400,7 @@ impl Reporter {
             r.view.failed_reason = Some(reason.to_owned());
         });
         if let Some(v) = view {
-            self.publish(&v);
+            self.finish(&v).await;
         }
     }
 }
@@ -383,7 +421,7 @@ pub(crate) fn submit(
     let publisher = ensure_user_topic(shared, owner).and_then(|_| {
         shared
             .hub
-            .job_with(&kind.topic(&id), TopicOptions::new().owner(owner))
+            .job_with(&kind.topic(owner, &id), TopicOptions::new().owner(owner))
             .map_err(|e| e.to_string())
     });
     let publisher = match publisher {
@@ -430,9 +468,9 @@ pub(crate) fn submit(
         shared2.queued.fetch_sub(1, Ordering::SeqCst);
         let work = AssertUnwindSafe(run(&shared2, &reporter, input)).catch_unwind();
         match work.await {
-            Ok(Ok((result, file))) => reporter.complete(result, file),
-            Ok(Err(reason)) => reporter.fail(&reason),
-            Err(_) => reporter.fail("internal error: the worker crashed"),
+            Ok(Ok((result, file))) => reporter.complete(result, file).await,
+            Ok(Err(reason)) => reporter.fail(&reason).await,
+            Err(_) => reporter.fail("internal error: the worker crashed").await,
         }
         drop(permit);
     });

@@ -67,6 +67,16 @@
 //! blocking pool and reports progress by bands of rows. [`Config::step_delay`] paces the steps
 //! so that a person can watch the bars move; it is the only artificial delay.
 //!
+//! # Several nodes
+//!
+//! With `BACKPLANE=redis://HOST:PORT` in the environment ([`sse_redis::hub_builder_from_env`]),
+//! `serve` connects to that Redis first (and fails if it cannot) and the app is a node of a
+//! cluster: updates are published with the hub's `_async` calls and streams opened with
+//! `subscribe_async`, so a job's stream and the `/my` stream can be read on any node, with the
+//! same ids everywhere. Job topics are named `{kind}:{owner}/{id}`, so a node that learns of a
+//! topic from Redis knows its owner. The job store (polling, `initial_status`, images) and the
+//! issued login tokens stay on the node that made them; the preset tokens work everywhere.
+//!
 //! # Behind a path prefix
 //!
 //! The page uses relative URLs only. Result URLs (`portraitUrl`, `url`) and the `streamUrl` /
@@ -151,20 +161,32 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn new(config: Config) -> std::io::Result<Shared> {
+    async fn new(config: Config) -> std::io::Result<Shared> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             std::io::Error::other("characters::serve must be called inside a Tokio runtime")
         })?;
-        let hub = Hub::builder()
+        // `BACKPLANE=redis://HOST:PORT`: a node of a cluster sharing that Redis.
+        let builder = sse_redis::hub_builder_from_env_with(
+            sse_redis::RedisConfig::default().finished_ttl(config.finished_ttl),
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+        let hub = builder
             .max_subscriptions_per_user(config.max_connections_per_user)
             .heartbeat(config.heartbeat)
             .finished_ttl(config.finished_ttl)
             // Every topic has an owner (the job's creator, or the user of a per-user topic).
             // Anyone else is told the topic does not exist.
-            .authorize(|req| match (req.owner, req.user) {
-                (_, None) => Access::Unauthenticated,
-                (Some(owner), Some(user)) if owner == user => Access::Allow,
-                _ => Access::Hidden,
+            // A node that learned of a topic from the backplane knows its owner by its name.
+            .authorize(|req| {
+                match (
+                    req.owner.or_else(|| jobs::owner_in_name(req.topic)),
+                    req.user,
+                ) {
+                    (_, None) => Access::Unauthenticated,
+                    (Some(owner), Some(user)) if owner == user => Access::Allow,
+                    _ => Access::Hidden,
+                }
             })
             .build();
         Ok(Shared {
@@ -191,7 +213,7 @@ pub async fn serve_with_shutdown(
     config: Config,
     signal: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let shared = Arc::new(Shared::new(config)?);
+    let shared = Arc::new(Shared::new(config).await?);
     let hub = shared.hub.clone();
     let http_workers = shared.config.http_workers.max(1);
     let data = web::Data::from(shared);

@@ -70,3 +70,14 @@ pub fn start_from_now(hub: &Hub, topic: &str) -> Option<String> {
     };
     Some(from.to_string())
 }
+
+/// [`start_from_now`] on a node of a cluster: with a backplane, this node's copy of `topic` is
+/// first brought up to date (it may lag, or not exist yet, when the events were published on
+/// another node), so that "now" is the cluster's. In memory, the same as [`start_from_now`].
+pub async fn start_from_now_async(hub: &Hub, topic: &str) -> Option<String> {
+    if let Some(bp) = hub.backplane() {
+        // Unreachable: the subscribe that follows decides (503 if this node cannot serve).
+        let _ = bp.prepare(topic, None).await;
+    }
+    start_from_now(hub, topic)
+}

@@ -17,6 +17,10 @@
 //! loopback ports of their own; [`proxy::Upstream`] forwards each response body frame by frame,
 //! so event streams pass through unbuffered.
 //!
+//! `BACKPLANE=redis://HOST:PORT` in the environment reaches every app: each connects to that
+//! Redis at startup (see [`sse_redis::hub_builder_from_env`]), so several demos on one Redis
+//! share their event streams.
+//!
 //! Two absolute paths are claimed by two apps; the demo gives each to one of them:
 //!
 //! * `/api/v1/sse/connections/status` is the characters app's (as is all of `/api/v1/sse/…`
@@ -235,12 +239,12 @@ pub async fn run(
     let resumes_addr = resumes_listener.local_addr()?;
     let resumes_task = tokio::spawn(resume_screener::serve_with_shutdown(
         resumes_listener,
-        ResumeScreener::new(config.resumes),
+        ResumeScreener::from_env(config.resumes).await?,
         stopped(stop_rx.clone()),
     ));
 
     let apps = Apps {
-        pdf: PdfOcr::new(config.pdf),
+        pdf: PdfOcr::from_env(config.pdf).await?,
         resumes: Upstream::new("resume-screener", resumes_addr, "/resumes"),
         characters: Upstream::new("characters", characters_addr, "/characters"),
         video: Upstream::new("video", video_addr, "/video"),

@@ -2,11 +2,12 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
-use std::sync::PoisonError;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use serde_json::{json, Value};
-use sse_core::hub::{PublishError, TopicOptions};
+use sse_core::hub::{PublishAck, PublishError, TopicOptions};
 use sse_core::{Event, JobPublisher, Topic};
 
 use super::engine::{self, Engine, WorkDir};
@@ -83,11 +84,29 @@ pub(crate) fn task_topic(job_id: &str) -> String {
 /// events on its task topic. If it is dropped before [`Reporter::completed`] or
 /// [`Reporter::failed`] (the worker panicked or never ran), both topics end with an error, so no
 /// client waits forever.
+///
+/// It publishes with the hub's `_async` calls, which hand each event over at once (to the ring,
+/// or to the backplane, which stores one topic's events in call order) from any thread: the
+/// worker runs on the blocking pool, where the synchronous calls would fail with a backplane.
+/// Nobody waits for the acks but the task topic's terminal event, whose `sequence` follows the
+/// latest one's.
 pub(crate) struct Reporter {
     job: Option<JobPublisher>,
     task: Topic,
+    /// The ack of the latest publish on the task topic.
+    last_task: Mutex<Option<Sent>>,
     job_id: String,
     started: Instant,
+}
+
+/// What became of a publish handed to the hub.
+enum Sent {
+    /// Stored with this sequence.
+    Stored(u64),
+    /// Handed to the backplane, not acknowledged yet.
+    Pending(PublishAck),
+    /// Refused (reported).
+    Failed,
 }
 
 impl Reporter {
@@ -101,6 +120,7 @@ impl Reporter {
         Ok(Reporter {
             job: Some(job),
             task,
+            last_task: Mutex::new(None),
             job_id,
             started: Instant::now(),
         })
@@ -113,24 +133,58 @@ impl Reporter {
     fn publish(&self, key: Option<&str>, name: &'static str, data: Value) {
         let Some(job) = &self.job else { return };
         let event = Event::new().event(name).json_owned(data);
-        let res = match key {
-            Some(k) => job.event_keyed(k, event),
-            None => job.event(event),
+        let ack = match key {
+            Some(k) => job.topic().publish_keyed_async(k, event),
+            None => job.event_async(event),
         };
-        if let Err(e) = res {
-            eprintln!("pdf-ocr: {}: cannot publish {name}: {e}", self.job_id);
+        self.check(name, ack);
+    }
+
+    /// Reports a publish that failed at once (in memory, every failure does).
+    fn check(&self, name: &str, mut ack: PublishAck) -> Sent {
+        match (&mut ack).now_or_never() {
+            Some(Err(e)) => {
+                eprintln!("pdf-ocr: {}: cannot publish {name}: {e}", self.job_id);
+                Sent::Failed
+            }
+            Some(Ok(seq)) => Sent::Stored(seq),
+            None => Sent::Pending(ack),
         }
+    }
+
+    /// The sequence of the next event on the task topic, which only this reporter publishes to:
+    /// the one after the latest publish's, waited for if the backplane has not answered yet
+    /// (from a thread of its own, outside the runtime; the caller is a blocking-pool thread).
+    fn next_task_seq(&self) -> u64 {
+        let last = self
+            .last_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let prev = match last {
+            Some(Sent::Stored(seq)) => Some(seq),
+            Some(Sent::Pending(ack)) => tokio::runtime::Handle::try_current().ok().and_then(|rt| {
+                std::thread::scope(|s| s.spawn(move || rt.block_on(ack)).join().ok())
+                    .and_then(Result::ok)
+            }),
+            Some(Sent::Failed) | None => None,
+        };
+        prev.unwrap_or_else(|| self.task.last_seq()) + 1
     }
 
     /// Publishes on the task topic an event whose `sequence` equals its SSE id.
     fn publish_task(&self, key: Option<&str>, name: &'static str, data: Value) {
-        let res = self.task.publish_with(key, |seq| {
+        let ack = self.task.publish_with_async(key, |seq| {
             let mut data = data;
             data["sequence"] = json!(seq);
             Event::new().event(name).json_owned(data)
         });
-        if let Err(e) = res {
-            eprintln!("pdf-ocr: {}: cannot publish {name}: {e}", self.job_id);
+        let sent = self.check(name, ack);
+        if !matches!(sent, Sent::Failed) {
+            *self
+                .last_task
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(sent);
         }
     }
 
@@ -245,10 +299,10 @@ impl Reporter {
         let message = "Upload completed successfully!";
         self.task_progress(100, total, total, message);
         // Only this reporter publishes on the task topic, so the next sequence is known.
-        let seq = self.task.last_seq() + 1;
-        let res = self
+        let seq = self.next_task_seq();
+        let ack = self
             .task
-            .finish(Event::new().event("task_completed").json_owned(json!({
+            .finish_async(Event::new().event("task_completed").json_owned(json!({
                 "task_id": self.job_id,
                 "job_id": self.job_id,
                 "result": {
@@ -259,12 +313,7 @@ impl Reporter {
                 },
                 "sequence": seq,
             })));
-        if let Err(e) = res {
-            eprintln!(
-                "pdf-ocr: {}: cannot finish the task stream: {e}",
-                self.job_id
-            );
-        }
+        self.check("task_completed", ack);
         if let Some(job) = self.job.take() {
             let data = json!({
                 "book_id": book.id,
@@ -276,9 +325,13 @@ impl Reporter {
                 "extracted_chars": book.extracted_chars(),
                 "job_id": self.job_id,
             });
-            if let Err(e) = job.complete(Event::new().event("completed").json_owned(data)) {
-                eprintln!("pdf-ocr: {}: cannot publish completed: {e}", self.job_id);
-            }
+            // `complete` through the backplane: the topic's `finish_async`, then the publisher
+            // is dropped (in memory the topic is finished by then; with a backplane its drop
+            // hands over a second finish, which every node refuses as already finished).
+            let ack = job
+                .topic()
+                .finish_async(Event::new().event("completed").json_owned(data));
+            self.check("completed", ack);
         }
     }
 
@@ -289,20 +342,20 @@ impl Reporter {
 
     fn fail_topics(&mut self, err: &JobError) {
         if !self.task.is_finished() {
-            let seq = self.task.last_seq() + 1;
-            let _ = self
-                .task
-                .finish(Event::new().event("task_failed").json_owned(json!({
-                    "task_id": self.job_id,
-                    "error": err.error,
-                    "details": { "message": err.details, "status": err.status.as_u16() },
-                    "sequence": seq,
-                })));
+            let seq = self.next_task_seq();
+            drop(
+                self.task
+                    .finish_async(Event::new().event("task_failed").json_owned(json!({
+                        "task_id": self.job_id,
+                        "error": err.error,
+                        "details": { "message": err.details, "status": err.status.as_u16() },
+                        "sequence": seq,
+                    }))),
+            );
         }
         if let Some(job) = self.job.take() {
-            if let Err(e) = job.fail_with(err.event(Some(&self.job_id))) {
-                eprintln!("pdf-ocr: {}: cannot publish error: {e}", self.job_id);
-            }
+            let ack = job.topic().finish_async(err.event(Some(&self.job_id)));
+            self.check("error", ack);
         }
     }
 }

@@ -205,15 +205,36 @@ struct Inner {
 const MAX_BOOKS: usize = 500;
 
 impl PdfOcr {
-    /// The app with `config`; detects the engine now (see [`Engine::detect`]).
+    /// The app with `config` on a single in-memory node; detects the engine now (see
+    /// [`Engine::detect`]).
     pub fn new(config: Config) -> Self {
+        Self::with_hub_builder(config, Hub::builder())
+    }
+
+    /// The app with `config`, a node of the cluster named by `BACKPLANE=redis://HOST:PORT` if
+    /// that variable is set (see [`sse_redis::hub_builder_from_env`]), in memory otherwise.
+    /// Call it from within the Tokio runtime the app runs on.
+    pub async fn from_env(config: Config) -> std::io::Result<Self> {
+        let builder = sse_redis::hub_builder_from_env_with(
+            sse_redis::RedisConfig::default().finished_ttl(config.finished_ttl),
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+        Ok(Self::with_hub_builder(config, builder))
+    }
+
+    /// The app with `config`, its hub built from `builder` (`Hub::builder()`, or a backplane's).
+    pub fn with_hub_builder(config: Config, builder: sse_core::hub::HubBuilder) -> Self {
         let engine = Engine::detect(config.engine);
-        let hub = Hub::builder()
+        let hub = builder
             .topic_config(TopicConfig::default().history_len(4096))
             .finished_ttl(config.finished_ttl)
             .max_subscriptions_per_user(config.max_streams_per_user)
             .authorize(|req| match (req.owner, req.user) {
-                (None, _) => Access::Allow,
+                // Every topic of this app is created with its owner; one without is a topic that
+                // another node of a cluster created (the backplane carries no owner): its
+                // owner is unknown here, so it is served by the node that created it only.
+                (None, _) => Access::Hidden,
                 (Some(_), None) => Access::Unauthenticated,
                 (Some(owner), Some(user)) if owner == user => Access::Allow,
                 // Another user's job: answer as if it did not exist.
@@ -279,11 +300,12 @@ impl PdfOcr {
     }
 }
 
-/// Serves the app ([`Config::from_env`]) on `listener` until the process ends.
+/// Serves the app ([`Config::from_env`], `BACKPLANE` as in [`PdfOcr::from_env`]) on `listener`
+/// until the process ends.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
     serve_with_shutdown(
         listener,
-        PdfOcr::new(Config::from_env()),
+        PdfOcr::from_env(Config::from_env()).await?,
         std::future::pending(),
     )
     .await

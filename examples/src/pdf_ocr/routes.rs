@@ -51,12 +51,12 @@ pub(crate) async fn sample(RawQuery(query): RawQuery) -> Response {
 
 /// Subscribes `user` to `topic`; without a `Last-Event-ID` the whole job is replayed (from
 /// id 0), so a page that lost its upload stream before the first event still sees everything.
-fn stream(app: &PdfOcr, topic: String, user: String, last: Option<String>) -> Response {
+async fn stream(app: &PdfOcr, topic: String, user: String, last: Option<String>) -> Response {
     let last = last.unwrap_or_else(|| "0".to_owned());
     let options = SubscribeOptions::topic(topic)
         .user(user)
         .last_event_id(Some(last));
-    match app.hub().subscribe(options) {
+    match app.hub().subscribe_async(options).await {
         Ok(sub) => SseResponse::new(sub).into_response(),
         Err(e) => SubscribeRejection(e).into_response(),
     }
@@ -77,7 +77,7 @@ pub(crate) async fn job_events(
     if !job_id.starts_with("job-") {
         return SubscribeRejection(sse_core::hub::SubscribeError::NotFound).into_response();
     }
-    stream(&app, job_id, user, last)
+    stream(&app, job_id, user, last).await
 }
 
 /// `GET /api/v1/status/tasks/{task_id}/stream`: field report 004's view of the same job.
@@ -92,7 +92,7 @@ pub(crate) async fn task_stream(
         Ok(u) => u,
         Err(e) => return e.respond(false),
     };
-    stream(&app, task_topic(&task_id), user, last)
+    stream(&app, task_topic(&task_id), user, last).await
 }
 
 /// `GET /api/books/{book_id}/`: the book with each page's text.

@@ -81,7 +81,7 @@ pub(crate) async fn upload(
     if sse {
         // Subscribe before anything is published: the response carries every event.
         let options = SubscribeOptions::topic(job_id.clone()).user(user.clone());
-        let subscription = match app.hub().subscribe(options) {
+        let subscription = match app.hub().subscribe_async(options).await {
             Ok(s) => s,
             Err(e) => {
                 let err = JobError::new(

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::ffmpeg::{self, ToolError};
 use super::jobs::{self, GenerateParams, JobView, Source};
 use super::Shared;
-use crate::characters::stream::{start_from_now, Prefixed};
+use crate::characters::stream::{start_from_now_async, Prefixed};
 use crate::characters::util::is_hex_id;
 
 /// The one response body type of the app.
@@ -86,7 +86,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Res {
             Some(view) => json(StatusCode::OK, &json!(view)),
             None => error(StatusCode::NOT_FOUND, "job not found"),
         },
-        (&Method::GET, ["jobs", id, "stream"]) => stream(&shared, &req, id),
+        (&Method::GET, ["jobs", id, "stream"]) => stream(&shared, &req, id).await,
         (&Method::GET, ["files", id, name]) => file(&shared, id, name).await,
         (_, ["jobs"] | ["jobs", _] | ["jobs", _, "stream"] | ["files", _, _] | [""]) => error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -101,17 +101,21 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Res {
 
 /// `GET /jobs/{id}/stream`: `status` (new connections), then `progress` events, then
 /// `complete` or `error`, after which the stream ends.
-fn stream(shared: &Shared, req: &Request<Incoming>, id: &str) -> Res {
+async fn stream(shared: &Shared, req: &Request<Incoming>, id: &str) -> Res {
     if !is_hex_id(id, 8) {
         return error(StatusCode::NOT_FOUND, "job not found");
     }
     let topic = jobs::topic(id);
     let last = sse_hyper::last_event_id(req);
     let fresh = last.is_none();
-    let cursor = last.or_else(|| start_from_now(&shared.hub, &topic));
+    let cursor = match last {
+        Some(id) => Some(id),
+        None => start_from_now_async(&shared.hub, &topic).await,
+    };
     match shared
         .hub
-        .subscribe(SubscribeOptions::topic(&topic).last_event_id(cursor))
+        .subscribe_async(SubscribeOptions::topic(&topic).last_event_id(cursor))
+        .await
     {
         Ok(sub) => {
             let mut prefix = Vec::new();

@@ -214,7 +214,9 @@ impl Reporter {
             return;
         };
         if let Some(p) = self.publisher().as_ref() {
-            let _ = p.event_keyed(
+            // Handed over at once (to the ring, or to the backplane's writer); nobody waits for
+            // the ack: the next update supersedes a lost one.
+            drop(p.topic().publish_keyed_async(
                 key,
                 Event::new().event("progress").json_owned(json!({
                     "jobId": self.id,
@@ -224,11 +226,11 @@ impl Reporter {
                     "message": message,
                     "details": details,
                 })),
-            );
+            ));
         }
     }
 
-    fn complete(&self, started: Instant) {
+    async fn complete(&self, started: Instant) {
         let Some(view) = self.shared.jobs.update(&self.id, |v| {
             v.status = "completed";
             v.stage = "done".into();
@@ -254,12 +256,15 @@ impl Reporter {
                 "elapsedMs": started.elapsed().as_millis() as u64,
             },
         }));
-        if let Some(p) = self.publisher().take() {
-            let _ = p.complete(event);
+        let publisher = self.publisher().take();
+        if let Some(p) = publisher {
+            if let Err(e) = p.complete_async(event).await {
+                eprintln!("video: job {}: cannot finish its stream: {e}", self.id);
+            }
         }
     }
 
-    fn fail(&self, reason: &str) {
+    async fn fail(&self, reason: &str) {
         let Some(view) = self.shared.jobs.update(&self.id, |v| {
             v.status = "failed";
             v.message = reason.to_owned();
@@ -276,8 +281,14 @@ impl Reporter {
             "message": reason,
             "details": { "error": reason, "outputs": view.outputs },
         }));
-        if let Some(p) = self.publisher().take() {
-            let _ = p.fail_with(event);
+        let publisher = self.publisher().take();
+        if let Some(p) = publisher {
+            // `fail_with` through the backplane: the topic's `finish_async`, then the publisher
+            // is dropped (in memory the topic is finished by then; with a backplane its drop
+            // hands over a second finish, which every node refuses as already finished).
+            if let Err(e) = p.topic().finish_async(event).await {
+                eprintln!("video: job {}: cannot finish its stream: {e}", self.id);
+            }
         }
     }
 }
@@ -333,9 +344,9 @@ pub(crate) fn submit(shared: &Arc<Shared>, id: String, source: Source) -> Result
         let started = Instant::now();
         let work = std::panic::AssertUnwindSafe(run(&shared2, &reporter, source)).catch_unwind();
         match work.await {
-            Ok(Ok(())) => reporter.complete(started),
-            Ok(Err(reason)) => reporter.fail(&reason),
-            Err(_) => reporter.fail("internal error: the worker crashed"),
+            Ok(Ok(())) => reporter.complete(started).await,
+            Ok(Err(reason)) => reporter.fail(&reason).await,
+            Err(_) => reporter.fail("internal error: the worker crashed").await,
         }
         drop(permit);
     });

@@ -12,6 +12,13 @@
 //! `serve_with_shutdown` ends every event stream and closes the connections when `signal`
 //! resolves.
 //!
+//! With `BACKPLANE=redis://HOST:PORT` in the environment ([`sse_redis::hub_builder_from_env`]),
+//! the app connects to that Redis first and is a node of a cluster: progress is published with
+//! the hub's `_async` calls and streams opened with `subscribe_async`, so a job created on one
+//! node can be streamed on any other (with `Last-Event-ID`, or from now), with the same ids. The
+//! job store (`GET /jobs/{id}`, the first `status` event, the files) stays on the node that ran
+//! the job.
+//!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! use sse_examples::video::{serve, Config};
@@ -133,7 +140,13 @@ pub async fn serve_with_shutdown(
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tokio::fs::create_dir_all(&config.data_dir).await?;
-    let hub = Hub::builder()
+    // `BACKPLANE=redis://HOST:PORT`: a node of a cluster sharing that Redis.
+    let builder = sse_redis::hub_builder_from_env_with(
+        sse_redis::RedisConfig::default().finished_ttl(config.finished_ttl),
+    )
+    .await
+    .map_err(std::io::Error::other)?;
+    let hub = builder
         .heartbeat(config.heartbeat)
         .finished_ttl(config.finished_ttl)
         .build();

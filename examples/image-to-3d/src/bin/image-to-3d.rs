@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run -p sse-example-image-to-3d --bin image-to-3d      # http://127.0.0.1:8094
 //! ADDR=127.0.0.1:9004 cargo run -p sse-example-image-to-3d --bin image-to-3d
+//! BACKPLANE=redis://127.0.0.1:6379 cargo run -p sse-example-image-to-3d --bin image-to-3d
 //! ```
 //!
 //! The page's API key is `demo-key`. From a shell:

@@ -1,0 +1,354 @@
+//! The example apps as several nodes on one Redis (`BACKPLANE=redis://HOST:PORT`): two processes
+//! of one app (`video`, `characters`) share a `redis-server` of the test's own; a job created on
+//! node A is streamed from node B, from its first event to its terminal one.
+//!
+//! Without `redis-server` on the `PATH` the test is skipped with a message on stderr, unless
+//! `CI` is set: then it fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Whether the test can run; false (with a loud message) to skip it. Panics under `CI`.
+fn have_redis() -> bool {
+    let ok = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "redis-server is not installed, and CI is set: install Debian's redis-server package"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: redis-server is not installed (install Debian's redis-server package to run \
+             the example apps' cluster test)"
+        );
+    }
+    ok
+}
+
+/// A redis-server of our own on a free port in a temporary directory; killed (and its directory
+/// removed) when dropped.
+struct Redis {
+    port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sse-apps-cluster-{}-redis-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--protected-mode", "no", "--daemonize", "no"])
+            .args(["--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let redis = Redis { port, dir, child };
+        let until = Instant::now() + Duration::from_secs(10);
+        while !redis.ping() {
+            assert!(
+                Instant::now() < until,
+                "redis-server did not start on port {port}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        redis
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let mut buf = [0u8; 16];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf)
+                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An app process on the backplane, killed when dropped.
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+    data: PathBuf,
+}
+
+impl Node {
+    fn start(redis: &Redis, bin: &str, name: &str) -> Node {
+        let data = std::env::temp_dir().join(format!(
+            "sse-apps-cluster-{}-{bin}-{name}-data",
+            std::process::id()
+        ));
+        let exe = match bin {
+            "video" => env!("CARGO_BIN_EXE_video"),
+            "characters" => env!("CARGO_BIN_EXE_characters"),
+            other => panic!("no app {other}"),
+        };
+        let mut child = Command::new(exe)
+            .env("ADDR", "127.0.0.1:0")
+            .env("BACKPLANE", redis.url())
+            .env("TMPDIR", std::env::temp_dir().join(&data))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the video app");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        // Keep reading what the app prints, so that its stdout never breaks.
+        thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let addr = line
+            .trim()
+            .strip_prefix(&format!("{bin} app on http://"))
+            .and_then(|a| a.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        Node { child, addr, data }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
+    }
+}
+
+/// The `(id, event)` pairs of an SSE body.
+fn events(body: &str) -> Vec<(Option<u64>, String)> {
+    body.split("\n\n")
+        .filter(|block| block.lines().any(|l| l.starts_with("event:")))
+        .map(|block| {
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_owned())
+            };
+            (
+                field("id:").and_then(|v| v.parse().ok()),
+                field("event:").unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_job_created_on_a_is_streamed_to_the_end_on_b() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start();
+    let a = Node::start(&redis, "video", "a");
+    let b = Node::start(&redis, "video", "b");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(180))
+        .build()
+        .unwrap();
+
+    let created = client
+        .post(a.url("/jobs?generate=1&duration=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let id = created["jobId"].as_str().unwrap().to_owned();
+
+    // B has never seen the job: it finds it in Redis once A has published its first event.
+    let until = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let res = client
+            .get(b.url(&format!("/jobs/{id}/stream")))
+            .header("Last-Event-ID", "0")
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 404 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        assert_eq!(res.status(), 200, "stream on B");
+        // The body ends after the job's terminal event.
+        break res.text().await.unwrap();
+    };
+    let events = events(&body);
+    let (last_id, last) = events.last().cloned().unwrap_or_default();
+    assert!(
+        last == "complete" || last == "error",
+        "B's stream ends with the terminal event: {body}"
+    );
+    // Ids are the cluster-wide sequence, every one from 1 to the terminal event's (progress
+    // events are conflated per key only for new subscribers; a replay from 0 has them all).
+    let ids: Vec<u64> = events.iter().filter_map(|(id, _)| *id).collect();
+    assert_eq!(ids.len(), events.len(), "every event has an id: {body}");
+    assert_eq!(
+        ids.first(),
+        Some(&1),
+        "replayed from the first event: {ids:?}"
+    );
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in order: {ids:?}");
+    assert_eq!(last_id, ids.last().copied());
+
+    // A agrees on the outcome, and its own stream of the finished job replays the same end.
+    let status: serde_json::Value = client
+        .get(a.url(&format!("/jobs/{id}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let expected = if last == "complete" {
+        "completed"
+    } else {
+        "failed"
+    };
+    assert_eq!(status["status"], expected, "{status}");
+    let on_a = client
+        .get(a.url(&format!("/jobs/{id}/stream")))
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_a.status(), 200);
+    let on_a = on_a.text().await.unwrap();
+    assert_eq!(
+        self::events(&on_a).last().cloned().unwrap_or_default(),
+        (last_id, last),
+        "A's replay: {on_a}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn character_job_created_on_a_is_streamed_to_the_end_on_b() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start();
+    let a = Node::start(&redis, "characters", "a");
+    let b = Node::start(&redis, "characters", "b");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    // The preset demo tokens are valid on every node.
+    let alice = "Bearer alice-token";
+
+    let created = client
+        .post(a.url("/api/v1/characters/jobs"))
+        .header("Authorization", alice)
+        .json(&serde_json::json!({ "name": "Aria" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 202);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let id = created["data"]["jobId"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/sse/jobs/character/{id}");
+
+    // Another user is told the job does not exist, on the node that never saw it too.
+    let bob = client
+        .get(b.url(&path))
+        .header("Authorization", "Bearer bob-token")
+        .header("Last-Event-ID", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bob.status(), 404);
+
+    let until = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let res = client
+            .get(b.url(&path))
+            .header("Authorization", alice)
+            .header("Last-Event-ID", "0")
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 404 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        assert_eq!(res.status(), 200, "stream on B");
+        break res.text().await.unwrap();
+    };
+    // Unnamed events: `connected` (no id), then every `job_update` with ids 1, 2, … up to the
+    // final one, `completed`.
+    let ids: Vec<u64> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("id:"))
+        .map(|v| v.trim().parse().unwrap())
+        .collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "{body}");
+    let last = body
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("data:"))
+        .map(|d| serde_json::from_str::<serde_json::Value>(d.trim()).unwrap())
+        .unwrap();
+    assert_eq!(last["type"], "job_update", "{body}");
+    assert_eq!(last["status"], "completed", "{body}");
+
+    // The job's end is known on B: a reconnect with the final id gets 204.
+    let again = client
+        .get(b.url(&path))
+        .header("Authorization", alice)
+        .header("Last-Event-ID", ids.last().unwrap().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 204);
+}
