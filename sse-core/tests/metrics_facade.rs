@@ -1,6 +1,6 @@
+//! With the `metrics` feature, the hub's counters and gauges reach the `metrics` facade.
 #![cfg(feature = "metrics")]
 #![allow(clippy::unwrap_used)]
-//! With the `metrics` feature, the hub's counters and gauges reach the `metrics` facade.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
