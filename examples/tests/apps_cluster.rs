@@ -6,110 +6,14 @@
 //! `CI` is set: then it fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Whether the test can run; false (with a loud message) to skip it. Panics under `CI`.
-fn have_redis() -> bool {
-    let ok = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "redis-server is not installed, and CI is set: install Debian's redis-server package"
-        );
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: redis-server is not installed (install Debian's redis-server package to run \
-             the example apps' cluster test)"
-        );
-    }
-    ok
-}
-
-/// A redis-server of our own on a free port in a temporary directory; killed (and its directory
-/// removed) when dropped.
-struct Redis {
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sse-apps-cluster-{}-redis-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--save", "", "--appendonly", "no"])
-            .args(["--protected-mode", "no", "--daemonize", "no"])
-            .args(["--logfile", "redis.log"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        let redis = Redis { port, dir, child };
-        let until = Instant::now() + Duration::from_secs(10);
-        while !redis.ping() {
-            assert!(
-                Instant::now() < until,
-                "redis-server did not start on port {port}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
-        redis
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut buf = [0u8; 16];
-        s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut buf)
-                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use sse_testkit::redis::{have_redis, RedisServer as Redis};
 
 /// An app process on the backplane, killed when dropped.
 struct Node {
@@ -187,10 +91,10 @@ fn events(body: &str) -> Vec<(Option<u64>, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn video_job_created_on_a_is_streamed_to_the_end_on_b() {
-    if !have_redis() {
+    if !have_redis("the example apps' cluster test") {
         return;
     }
-    let redis = Redis::start();
+    let redis = Redis::start_with("sse-apps-cluster-redis", false);
     let a = Node::start(&redis, "video", "a");
     let b = Node::start(&redis, "video", "b");
     let client = reqwest::Client::builder()
@@ -274,10 +178,10 @@ async fn video_job_created_on_a_is_streamed_to_the_end_on_b() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn character_job_created_on_a_is_streamed_to_the_end_on_b() {
-    if !have_redis() {
+    if !have_redis("the example apps' cluster test") {
         return;
     }
-    let redis = Redis::start();
+    let redis = Redis::start_with("sse-apps-cluster-redis", false);
     let a = Node::start(&redis, "characters", "a");
     let b = Node::start(&redis, "characters", "b");
     let client = reqwest::Client::builder()

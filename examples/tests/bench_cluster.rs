@@ -13,147 +13,14 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use sse_core::{DecodedEvent, Decoder};
+use sse_testkit::redis::{have_redis, RedisServer as Redis};
 
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Whether the tests can run; false (with a loud message) to skip them. Panics under `CI`.
-fn have_redis() -> bool {
-    let ok = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "redis-server is not installed, and CI is set: install Debian's redis-server package"
-        );
-        // Straight to stderr: the test harness does not capture it, so the skip shows.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: redis-server is not installed (install Debian's redis-server package to run \
-             the bench-server cluster tests)"
-        );
-    }
-    ok
-}
-
-/// A redis-server of our own; killed (and its directory removed) when dropped.
-struct Redis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl Redis {
-    fn start() -> Redis {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sse-bench-cluster-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut r = Redis {
-            port,
-            dir,
-            child: None,
-        };
-        r.spawn();
-        r
-    }
-
-    /// Starts redis-server on this port and directory (again, after [`Redis::stop`]: it loads
-    /// its append-only file).
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .args(["--protected-mode", "no", "--daemonize", "no"])
-            .args(["--logfile", "redis.log"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start redis-server");
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if self.ping() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut buf = [0u8; 16];
-        s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut buf)
-                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// `SHUTDOWN SAVE`: Redis writes its data to the directory and exits.
-    fn stop(&mut self) {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-            let _ = s.write_all(b"SHUTDOWN SAVE\r\n");
-        }
-        if let Some(mut c) = self.child.take() {
-            let until = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < until {
-                if c.try_wait().unwrap().is_some() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-            panic!("redis-server did not shut down within 10 s");
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A bench server as a child process, killed (SIGKILL) when dropped.
 struct Node {
@@ -223,7 +90,7 @@ impl Drop for Node {
 
 /// Redis and three nodes: A and B with the raw front end, C with hyper.
 fn cluster() -> (Redis, Node, Node, Node) {
-    let redis = Redis::start();
+    let redis = Redis::start("sse-bench-cluster");
     let a = Node::start(&redis, "raw", &[]);
     let b = Node::start(&redis, "raw", &[]);
     let c = Node::start(&redis, "hyper", &[]);
@@ -488,7 +355,7 @@ fn post_until_ok(node: &Node, path: &str, within: Duration) -> Resp {
 
 #[test]
 fn publish_on_a_subscribers_on_b_and_c_resume_anywhere_and_finish_everywhere() {
-    if !have_redis() {
+    if !have_redis("the bench-server cluster tests") {
         return;
     }
     let (_redis, a, b, c) = cluster();
@@ -579,10 +446,10 @@ fn publish_on_a_subscribers_on_b_and_c_resume_anywhere_and_finish_everywhere() {
 
 #[test]
 fn gap_for_an_id_older_than_the_history_on_another_node() {
-    if !have_redis() {
+    if !have_redis("the bench-server cluster tests") {
         return;
     }
-    let redis = Redis::start();
+    let redis = Redis::start("sse-bench-cluster");
     let a = Node::start(&redis, "raw", &[("HISTORY", "8"), ("QUEUE", "8")]);
     let c = Node::start(&redis, "hyper", &[("HISTORY", "8"), ("QUEUE", "8")]);
     assert_eq!(a.post("/pub/g?n=100&size=20").status, 200);
@@ -603,7 +470,7 @@ fn gap_for_an_id_older_than_the_history_on_another_node() {
 
 #[test]
 fn two_nodes_publishing_at_once_give_ids_one_to_n() {
-    if !have_redis() {
+    if !have_redis("the bench-server cluster tests") {
         return;
     }
     let (_redis, a, b, c) = cluster();
@@ -639,7 +506,7 @@ fn two_nodes_publishing_at_once_give_ids_one_to_n() {
 
 #[test]
 fn a_node_killed_with_sigkill_its_clients_resume_on_another() {
-    if !have_redis() {
+    if !have_redis("the bench-server cluster tests") {
         return;
     }
     let (_redis, a, mut b, c) = cluster();
@@ -684,7 +551,7 @@ fn a_node_killed_with_sigkill_its_clients_resume_on_another() {
 
 #[test]
 fn redis_outage_503_streams_stay_open_and_continue_after_restart() {
-    if !have_redis() {
+    if !have_redis("the bench-server cluster tests") {
         return;
     }
     let (mut redis, a, b, c) = cluster();
@@ -697,7 +564,11 @@ fn redis_outage_503_streams_stay_open_and_continue_after_restart() {
         assert_eq!(ids(&s.take(10)), range(1, 10));
     }
 
-    redis.stop();
+    // `SHUTDOWN SAVE`: Redis writes its data to the directory and exits.
+    assert!(
+        redis.stop(true),
+        "redis-server did not shut down within 10 s"
+    );
     for node in [&a, &b, &c] {
         let r = node.post("/pub/o?n=5&size=32");
         assert_eq!(r.status, 503, "{}", r.body);

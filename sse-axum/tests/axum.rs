@@ -12,7 +12,8 @@ use axum::{Json, Router};
 use futures_util::StreamExt;
 use sse_axum::{LastEventId, Negotiate, SseResponse, SubscribeRejection};
 use sse_core::hub::{Access, SubscribeOptions, TopicConfig, TopicOptions};
-use sse_core::{DecodedEvent, Decoder, Event, Hub};
+use sse_core::{Event, Hub};
+use sse_testkit::sse::{data, header, ids, wait_for, SseClient};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
@@ -130,14 +131,7 @@ impl Server {
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut req = reqwest::Client::new().get(self.url(path));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("response headers in time")
-            .unwrap()
+        sse_testkit::sse::get(&self.url(path), headers).await
     }
 
     async fn stream(&self, path: &str, headers: &[(&str, &str)]) -> Client {
@@ -148,93 +142,7 @@ impl Server {
 }
 
 /// A streaming response and its decoder.
-struct Client {
-    resp: reqwest::Response,
-    dec: Decoder,
-    raw: Vec<u8>,
-    chunks: usize,
-    ended: bool,
-}
-
-impl Client {
-    fn new(resp: reqwest::Response) -> Self {
-        Client {
-            resp,
-            dec: Decoder::new(),
-            raw: Vec::new(),
-            chunks: 0,
-            ended: false,
-        }
-    }
-
-    /// The next body chunk (`None` at the end), within `WAIT`.
-    async fn chunk(&mut self) -> Option<Vec<u8>> {
-        let c = tokio::time::timeout(WAIT, self.resp.chunk())
-            .await
-            .expect("a chunk in time")
-            .unwrap();
-        match c {
-            Some(c) => {
-                self.chunks += 1;
-                self.dec.feed(&c);
-                self.raw.extend_from_slice(&c);
-                Some(c.to_vec())
-            }
-            None => {
-                self.ended = true;
-                self.dec.finish();
-                None
-            }
-        }
-    }
-
-    /// The next event, or `None` if the body ended first.
-    async fn event(&mut self) -> Option<DecodedEvent> {
-        for _ in 0..1000 {
-            if let Some(e) = self.dec.next_event() {
-                return Some(e);
-            }
-            if self.ended || self.chunk().await.is_none() {
-                return self.dec.next_event();
-            }
-        }
-        panic!("no event after 1000 chunks");
-    }
-
-    /// Every remaining event, until the body ends.
-    async fn rest(&mut self) -> Vec<DecodedEvent> {
-        let mut out = Vec::new();
-        for _ in 0..10_000 {
-            match self.event().await {
-                Some(e) => out.push(e),
-                None => return out,
-            }
-        }
-        panic!("body did not end");
-    }
-}
-
-fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    resp.headers().get(name).map(|v| v.to_str().unwrap())
-}
-
-fn ids(evs: &[DecodedEvent]) -> Vec<String> {
-    evs.iter().map(|e| e.last_event_id.clone()).collect()
-}
-
-fn data(i: u32) -> Event<'static> {
-    Event::new().data(i.to_string())
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..100 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+type Client = SseClient<reqwest::Response>;
 
 // ---------------------------------------------------------------------------------------------
 // Tests
@@ -245,9 +153,9 @@ async fn headers_and_first_byte_at_once() {
     hub.topic("t").unwrap();
     let srv = start(&hub).await;
     let mut c = srv.stream("/events/t", &[]).await;
-    assert_eq!(header(&c.resp, "content-type"), Some("text/event-stream"));
-    assert_eq!(header(&c.resp, "cache-control"), Some("no-cache"));
-    assert_eq!(header(&c.resp, "x-accel-buffering"), Some("no"));
+    assert_eq!(header(&c.body, "content-type"), Some("text/event-stream"));
+    assert_eq!(header(&c.body, "cache-control"), Some("no-cache"));
+    assert_eq!(header(&c.body, "x-accel-buffering"), Some("no"));
     // Nothing is published: the first frame alone arrives.
     assert_eq!(c.chunk().await.unwrap(), b": ok\n\n");
 }
@@ -426,7 +334,7 @@ async fn compression_layer_leaves_stream_alone() {
     let mut c = srv
         .stream("/events/z", &[("accept-encoding", "gzip")])
         .await;
-    assert_eq!(header(&c.resp, "content-encoding"), Some("identity"));
+    assert_eq!(header(&c.body, "content-encoding"), Some("identity"));
     assert_eq!(c.chunk().await.unwrap(), b": ok\n\n");
     t.publish(Event::new().data("a".repeat(2000))).unwrap();
     // Arrives promptly and in clear, while the stream stays open.
@@ -503,7 +411,7 @@ async fn negotiation_extractor() {
     let mut c = srv
         .stream("/status/n", &[("accept", "text/event-stream")])
         .await;
-    assert_eq!(header(&c.resp, "content-type"), Some("text/event-stream"));
+    assert_eq!(header(&c.body, "content-type"), Some("text/event-stream"));
     t.publish(data(2)).unwrap();
     assert_eq!(c.event().await.unwrap().data, "2");
 }
@@ -513,22 +421,9 @@ async fn response_options_first_frame_cache_control_heartbeat() {
     let hub = Hub::new();
     let srv = start(&hub).await;
     let mut c = srv.stream("/custom", &[]).await;
-    assert_eq!(header(&c.resp, "cache-control"), Some("no-store"));
+    assert_eq!(header(&c.body, "cache-control"), Some("no-store"));
     // The retry hint first; the stream never yields, so then only heartbeats.
-    let want = format!("retry: 1500\n\n{}", ":\n\n".repeat(3));
-    for _ in 0..100 {
-        if c.raw.len() >= want.len() {
-            break;
-        }
-        c.chunk().await.unwrap();
-    }
-    let raw = String::from_utf8_lossy(&c.raw).into_owned();
-    assert!(raw.starts_with(&want), "{raw:?}");
-    assert_eq!(
-        raw.trim_start_matches("retry: 1500\n\n")
-            .replace(":\n\n", ""),
-        ""
-    );
+    c.heartbeats(3).await;
     assert_eq!(c.dec.retry(), Some(Duration::from_millis(1500)));
     assert!(c.dec.next_event().is_none());
 }

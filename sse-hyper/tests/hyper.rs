@@ -16,8 +16,9 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sse_core::http::{Negotiated, StreamHeaders};
 use sse_core::hub::{Access, SubscribeOptions, TopicConfig, TopicOptions};
-use sse_core::{DecodedEvent, Decoder, Event, Frame, Hub, SseBody};
+use sse_core::{Event, Frame, Hub, SseBody};
 use sse_hyper::SseResponseBody;
+use sse_testkit::sse::{data, header, ids, wait_for, ChunkSource, SseClient};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -120,14 +121,7 @@ impl Server {
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
-        let mut req = reqwest::Client::new().get(self.url(path));
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        tokio::time::timeout(WAIT, req.send())
-            .await
-            .expect("response headers in time")
-            .unwrap()
+        sse_testkit::sse::get(&self.url(path), headers).await
     }
 
     async fn stream(&self, path: &str, headers: &[(&str, &str)]) -> Client {
@@ -170,33 +164,11 @@ enum Body {
 }
 
 /// A streaming response and its decoder.
-struct Client {
-    body: Body,
-    dec: Decoder,
-    raw: Vec<u8>,
-    chunks: usize,
-    ended: bool,
-}
+type Client = SseClient<Body>;
 
-impl Client {
-    fn new(body: Body) -> Self {
-        Client {
-            body,
-            dec: Decoder::new(),
-            raw: Vec::new(),
-            chunks: 0,
-            ended: false,
-        }
-    }
-
-    fn h2(resp: Response<Incoming>) -> Self {
-        assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.headers()["content-type"], "text/event-stream");
-        Client::new(Body::H2(resp.into_body()))
-    }
-
-    async fn next_bytes(&mut self) -> Option<Bytes> {
-        match &mut self.body {
+impl ChunkSource for Body {
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        match self {
             Body::H1(r) => r.chunk().await.unwrap(),
             Body::H2(b) => {
                 for _ in 0..100 {
@@ -213,77 +185,22 @@ impl Client {
             }
         }
     }
+}
 
-    /// The next body chunk (`None` at the end), within `WAIT`.
-    async fn chunk(&mut self) -> Option<Vec<u8>> {
-        let c = tokio::time::timeout(WAIT, self.next_bytes())
-            .await
-            .expect("a chunk in time");
-        match c {
-            Some(c) => {
-                self.chunks += 1;
-                self.dec.feed(&c);
-                self.raw.extend_from_slice(&c);
-                Some(c.to_vec())
-            }
-            None => {
-                self.ended = true;
-                self.dec.finish();
-                None
-            }
+impl Body {
+    /// The next chunk, with a transport error as `Err` (for a body cut by the server).
+    async fn next_bytes_result(&mut self) -> Result<Option<Bytes>, ()> {
+        match self {
+            Body::H1(r) => r.chunk().await.map_err(|_| ()),
+            Body::H2(_) => Ok(self.next_chunk().await),
         }
-    }
-
-    /// The next event, or `None` if the body ended first.
-    async fn event(&mut self) -> Option<DecodedEvent> {
-        for _ in 0..1000 {
-            if let Some(e) = self.dec.next_event() {
-                return Some(e);
-            }
-            if self.ended || self.chunk().await.is_none() {
-                return self.dec.next_event();
-            }
-        }
-        panic!("no event after 1000 chunks");
-    }
-
-    /// Every remaining event, until the body ends.
-    async fn rest(&mut self) -> Vec<DecodedEvent> {
-        let mut out = Vec::new();
-        for _ in 0..10_000 {
-            match self.event().await {
-                Some(e) => out.push(e),
-                None => return out,
-            }
-        }
-        panic!("body did not end");
-    }
-
-    fn raw(&self) -> String {
-        String::from_utf8_lossy(&self.raw).into_owned()
     }
 }
 
-fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    resp.headers().get(name).map(|v| v.to_str().unwrap())
-}
-
-fn ids(evs: &[DecodedEvent]) -> Vec<String> {
-    evs.iter().map(|e| e.last_event_id.clone()).collect()
-}
-
-fn data(i: u32) -> Event<'static> {
-    Event::new().data(i.to_string())
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..100 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
+fn h2_client(resp: Response<Incoming>) -> Client {
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    Client::new(Body::H2(resp.into_body()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,7 +337,7 @@ async fn many_job_streams_over_one_h2_connection() {
     for i in 0..JOBS {
         let resp = h2_get(&mut send, &format!("/events/job-{i}")).await;
         assert_eq!(resp.version(), http::Version::HTTP_2);
-        let mut c = Client::h2(resp);
+        let mut c = h2_client(resp);
         assert_eq!(c.chunk().await.unwrap(), b": ok\n\n");
         clients.push(c);
     }
@@ -468,8 +385,8 @@ async fn disconnect_releases_subscription_h1_and_h2() {
     // HTTP/2: the client drops one stream (RST_STREAM); the other stream and the connection
     // stay.
     let mut send = srv.h2().await;
-    let mut a = Client::h2(h2_get(&mut send, "/events/d").await);
-    let mut b = Client::h2(h2_get(&mut send, "/events/d").await);
+    let mut a = h2_client(h2_get(&mut send, "/events/d").await);
+    let mut b = h2_client(h2_get(&mut send, "/events/d").await);
     a.chunk().await.unwrap();
     b.chunk().await.unwrap();
     assert_eq!(hub.subscriber_count(), 2);
@@ -495,7 +412,7 @@ async fn graceful_shutdown_ends_h1_and_h2_streams() {
     }
     let mut send = srv.h2().await;
     for _ in 0..3 {
-        let mut c = Client::h2(h2_get(&mut send, "/events/s").await);
+        let mut c = h2_client(h2_get(&mut send, "/events/s").await);
         c.chunk().await.unwrap();
         clients.push(c);
     }
@@ -617,7 +534,7 @@ async fn user_stream_options_and_shutdown_deadline() {
     // The body is cut (not ended cleanly) once the connection is closed.
     let mut ended = false;
     for _ in 0..100 {
-        match tokio::time::timeout(WAIT, c.next_bytes_result())
+        match tokio::time::timeout(WAIT, c.body.next_bytes_result())
             .await
             .unwrap()
         {
@@ -664,32 +581,4 @@ async fn stream_response_of_results() {
     assert!(c.raw().contains(": event dropped: boom\n"), "{:?}", c.raw());
     stop.send(()).unwrap();
     assert!(tokio::time::timeout(WAIT, task).await.unwrap().unwrap());
-}
-
-impl Client {
-    /// Reads until the body holds the retry hint then `n` heartbeats, and nothing else.
-    async fn heartbeats(&mut self, n: usize) {
-        let want = format!("retry: 1500\n\n{}", ":\n\n".repeat(n));
-        for _ in 0..100 {
-            if self.raw.len() >= want.len() {
-                break;
-            }
-            self.chunk().await.unwrap();
-        }
-        let raw = self.raw();
-        assert!(raw.starts_with(&want), "{raw:?}");
-        assert_eq!(
-            raw.trim_start_matches("retry: 1500\n\n")
-                .replace(":\n\n", ""),
-            ""
-        );
-    }
-
-    /// The next chunk, with a transport error as `Err` (for a body cut by the server).
-    async fn next_bytes_result(&mut self) -> Result<Option<Bytes>, ()> {
-        match &mut self.body {
-            Body::H1(r) => r.chunk().await.map_err(|_| ()),
-            Body::H2(_) => Ok(self.next_bytes().await),
-        }
-    }
 }

@@ -2,10 +2,6 @@
 //! `redis-server` started on a free port in a temporary directory.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,119 +9,7 @@ use futures_util::StreamExt;
 use sse_core::hub::{PublishError, SubscribeError, SubscribeOptions, TopicConfig};
 use sse_core::{Event, Hub, SseBody, Subscription};
 use sse_redis::{RedisBackplane, RedisConfig};
-
-/// A redis-server of our own; killed (and its directory removed) when dropped.
-struct RedisServer {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "sse-redis-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut s = RedisServer {
-            port,
-            dir,
-            child: None,
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .args([
-                "--protected-mode",
-                "no",
-                "--daemonize",
-                "no",
-                "--logfile",
-                "redis.log",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server not found: install Debian's redis-server package");
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if self.ping() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn ping(&self) -> bool {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut buf = [0u8; 16];
-        s.write_all(b"PING\r\n").is_ok()
-            && s.read(&mut buf)
-                .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// `SHUTDOWN`: Redis writes its append-only file and exits.
-    fn stop(&mut self) {
-        use std::io::Write;
-        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
-            let _ = s.write_all(b"SHUTDOWN\r\n");
-        }
-        if let Some(mut c) = self.child.take() {
-            let until = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < until {
-                if c.try_wait().unwrap().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use sse_testkit::redis::RedisServer;
 
 fn config() -> RedisConfig {
     let mut c = RedisConfig::default()
@@ -222,7 +106,7 @@ async fn publish_n(hub: &Hub, topic: &str, n: usize) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_on_a_reaches_b_and_c_once_in_order_and_finish_ends_everywhere() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start("sse-redis-test");
     let (a, bp_a) = node(&redis, config()).await;
     let (b, bp_b) = node(&redis, config()).await;
     let (c, bp_c) = node(&redis, config()).await;
@@ -296,7 +180,7 @@ async fn publish_on_a_reaches_b_and_c_once_in_order_and_finish_ends_everywhere()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_on_another_node_with_last_event_id() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start("sse-redis-test");
     let (a, _bp_a) = node(&redis, config()).await;
     let (b, _bp_b) = node(&redis, config()).await;
     let (c, _bp_c) = node(&redis, config()).await;
@@ -351,7 +235,7 @@ async fn resume_on_another_node_with_last_event_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_older_than_the_redis_history_gets_a_gap() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start("sse-redis-test");
     let cfg = config().max_len(Some(20));
     let (a, _bp_a) = node(&redis, cfg.clone()).await;
     let (c, _bp_c) = node(&redis, cfg).await;
@@ -379,7 +263,7 @@ async fn an_id_older_than_the_redis_history_gets_a_gap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_publishing_at_once_share_one_sequence() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start("sse-redis-test");
     let (a, _bp_a) = node(&redis, config()).await;
     let (b, _bp_b) = node(&redis, config()).await;
     let (c, _bp_c) = node(&redis, config()).await;
@@ -426,7 +310,7 @@ async fn two_nodes_publishing_at_once_share_one_sequence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_then_restart_on_the_same_dir() {
-    let mut redis = RedisServer::start();
+    let mut redis = RedisServer::start("sse-redis-test");
     let (a, _bp_a) = node(&redis, config()).await;
     let (b, bp_b) = node(&redis, config()).await;
     let sub = b.subscribe_async("live").await.unwrap();
@@ -446,7 +330,8 @@ async fn redis_outage_then_restart_on_the_same_dir() {
     }
     assert_eq!(ids(&received), (1..=10).collect::<Vec<u64>>());
 
-    redis.stop();
+    // `SHUTDOWN`: Redis writes its append-only file and exits.
+    let _ = redis.stop(false);
     // Publishing fails with a typed error (503), never an ack for an event not stored.
     for _ in 0..5 {
         let r = a.publish_async("live", Event::new().data("lost?")).await;
@@ -518,7 +403,7 @@ fn collect(chunk: &[u8], received: &mut Vec<Got>, heartbeats: &mut usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_api_blocks_off_runtime_and_jobs_finish_through_redis() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start("sse-redis-test");
     let (a, _bp_a) = node(&redis, config()).await;
     let (b, _bp_b) = node(&redis, config()).await;
     let mut sub = b.subscribe_async("ocr").await.unwrap();
@@ -555,7 +440,7 @@ async fn sync_api_blocks_off_runtime_and_jobs_finish_through_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_bounds_and_ttls_in_redis() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start("sse-redis-test");
     let cfg = config()
         .max_age(Some(Duration::from_millis(50)))
         .idle_ttl(Some(Duration::from_secs(60)));
@@ -589,7 +474,7 @@ async fn history_bounds_and_ttls_in_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_pipeline_of_several_topics_with_a_finish_and_a_refused_write() {
-    let redis = RedisServer::start();
+    let redis = RedisServer::start("sse-redis-test");
     let (a, _bp_a) = node(&redis, config().pool_size(1)).await;
     let (b, _bp_b) = node(&redis, config()).await;
     let mut sub = b.subscribe_async("batch-x").await.unwrap();
