@@ -13,7 +13,7 @@
 //!     last: LastEventId,
 //! ) -> Result<SseResponse, SubscribeRejection> {
 //!     // 200 + event stream, or 204 / 404 / 429 / 401 / 403 / 503 with a plain-text reason.
-//!     subscribe(&hub, SubscribeOptions::topic(id.into_inner()).last_event_id(last.0))
+//!     subscribe(&hub, SubscribeOptions::topic(id.into_inner()).last_event_id(last.0)).await
 //! }
 //!
 //! #[actix_web::main]
@@ -172,6 +172,13 @@ impl<S: FrameSource> SseResponse<S> {
         self
     }
 
+    /// Frames for this connection only, sent after the first frame and before the stream's
+    /// own (see [`SseBody::prefix`]), for example an `initial_status` event.
+    pub fn prefix(mut self, frames: impl IntoIterator<Item = Frame>) -> Self {
+        self.body = self.body.prefix(frames);
+        self
+    }
+
     /// Sets the heartbeat interval; `None` disables heartbeats.
     pub fn heartbeat(mut self, interval: Option<Duration>) -> Self {
         self.body = self.body.heartbeat(interval);
@@ -271,7 +278,11 @@ impl fmt::Display for SubscribeRejection {
     }
 }
 
-impl std::error::Error for SubscribeRejection {}
+impl std::error::Error for SubscribeRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
 
 impl ResponseError for SubscribeRejection {
     fn status_code(&self) -> StatusCode {
@@ -294,12 +305,13 @@ impl ResponseError for SubscribeRejection {
     }
 }
 
-/// Subscribes and wraps the subscription in an [`SseResponse`], or returns the rejection.
-pub fn subscribe(
+/// Subscribes with `options` ([`Hub::subscribe`]) and wraps the subscription in an
+/// [`SseResponse`], or returns the rejection (204, 404, 429, 401, 403, 400 or 503).
+pub async fn subscribe(
     hub: &Hub,
     options: impl Into<SubscribeOptions>,
 ) -> Result<SseResponse, SubscribeRejection> {
-    Ok(SseResponse::new(hub.subscribe(options)?))
+    Ok(SseResponse::new(hub.subscribe(options).await?))
 }
 
 /// Extracts the client's last event id: the `Last-Event-ID` header, else the `lastEventId` query

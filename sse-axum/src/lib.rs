@@ -12,7 +12,8 @@
 //!     LastEventId(last): LastEventId,
 //! ) -> Result<SseResponse, SubscribeRejection> {
 //!     // 200 + event stream, or 204 / 404 / 429 / 401 / 403 / 503 from the hub's answer.
-//!     sse_axum::subscribe(&hub, SubscribeOptions::topic(topic).last_event_id(last))
+//!     // With a backplane, the same code waits for this node's copy to catch up first.
+//!     sse_axum::subscribe(&hub, SubscribeOptions::topic(topic).last_event_id(last)).await
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
@@ -106,6 +107,13 @@ impl<S: FrameSource> SseResponse<S> {
         self.first_frame(Some(Frame::retry(delay)))
     }
 
+    /// Frames for this connection only, sent after the first frame and before the stream's
+    /// own (see [`SseBody::prefix`]), for example an `initial_status` event.
+    pub fn prefix(mut self, frames: impl IntoIterator<Item = Frame>) -> Self {
+        self.body = self.body.prefix(frames);
+        self
+    }
+
     /// Sets the heartbeat interval; `None` disables heartbeats.
     pub fn heartbeat(mut self, interval: Option<Duration>) -> Self {
         self.body = self.body.heartbeat(interval);
@@ -141,13 +149,13 @@ where
     }
 }
 
-/// Subscribes with `options` and turns the outcome into a response: an [`SseResponse`], or a
-/// [`SubscribeRejection`] (204, 404, 429, 401, 403, 400 or 503).
-pub fn subscribe(
+/// Subscribes with `options` ([`Hub::subscribe`]) and turns the outcome into a response: an
+/// [`SseResponse`], or a [`SubscribeRejection`] (204, 404, 429, 401, 403, 400 or 503).
+pub async fn subscribe(
     hub: &Hub,
     options: impl Into<SubscribeOptions>,
 ) -> Result<SseResponse, SubscribeRejection> {
-    Ok(SseResponse::new(hub.subscribe(options)?))
+    Ok(SseResponse::new(hub.subscribe(options).await?))
 }
 
 /// A refused subscribe as a response; see [`sse_core::http::error_response_parts`] for the
@@ -229,3 +237,8 @@ pub async fn shutdown_signal(hub: Hub, signal: impl Future<Output = ()>) {
     signal.await;
     hub.begin_shutdown();
 }
+
+/// The README's quick start, compiled as a doc test so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeQuickStart;

@@ -172,13 +172,18 @@ where
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let hub = Hub::new();
 /// let topic = hub.topic("t")?;
-/// let body = SseBody::new(hub.subscribe("t")?);
-/// topic.publish(Event::new().data("a"))?;
-/// topic.publish(Event::new().data("b"))?;
-/// topic.finish(Event::new().event("completed").data("c"))?;
+/// let body = SseBody::new(hub.subscribe("t").await?);
+/// topic.publish(Event::new().data("a")).await?;
+/// topic.publish(Event::new().data("b")).await?;
+/// topic.finish(Event::new().event("completed").data("c")).await?;
 /// // Everything ready leaves as one chunk, after the first frame.
 /// let bytes = body.collect().await.unwrap().to_bytes();
-/// assert_eq!(bytes, &b": ok\n\ndata: a\nid: 1\n\ndata: b\nid: 2\n\nevent: completed\ndata: c\nid: 3\n\n"[..]);
+/// let id = |n| topic.event_id(n);
+/// let want = format!(
+///     ": ok\n\ndata: a\nid: {}\n\ndata: b\nid: {}\n\nevent: completed\ndata: c\nid: {}\n\n",
+///     id(1), id(2), id(3),
+/// );
+/// assert_eq!(bytes, want.as_bytes());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
@@ -186,6 +191,8 @@ where
 pub struct SseBody<S = Subscription> {
     source: S,
     first: Option<Bytes>,
+    /// Per-connection frames sent after the first frame, before the source's.
+    prefix: Option<Bytes>,
     buf: BytesMut,
     max_chunk: usize,
     heartbeat: Option<Duration>,
@@ -232,6 +239,7 @@ impl<S: FrameSource> SseBody<S> {
         SseBody {
             source,
             first: Some(Bytes::from_static(FIRST_FRAME)),
+            prefix: None,
             buf: BytesMut::new(),
             max_chunk: DEFAULT_MAX_CHUNK,
             heartbeat: Some(Duration::from_secs(15)),
@@ -250,6 +258,7 @@ impl<S: FrameSource> SseBody<S> {
         SseBody {
             source: Box::new(self.source),
             first: self.first,
+            prefix: self.prefix,
             buf: self.buf,
             max_chunk: self.max_chunk,
             heartbeat: self.heartbeat,
@@ -262,6 +271,34 @@ impl<S: FrameSource> SseBody<S> {
     /// Replaces the first frame (for example with [`Frame::retry`]); `None` sends none.
     pub fn first_frame(mut self, frame: Option<Frame>) -> Self {
         self.first = frame.map(Frame::into_bytes);
+        self
+    }
+
+    /// Frames for this connection only, sent right after the first frame and before anything
+    /// from the source: for example an `initial_status` event built from the application's own
+    /// state before the live subscription takes over. Called again, adds more.
+    ///
+    /// ```
+    /// use http_body_util::BodyExt;
+    /// use sse_core::{Event, Frame, Hub, SseBody};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+    /// let hub = Hub::new();
+    /// let topic = hub.topic("t")?;
+    /// let status = Event::new().event("initial_status").data("queued").encode()?;
+    /// let body = SseBody::new(hub.subscribe("t").await?).prefix([status]);
+    /// topic.finish(Event::new().event("completed")).await?;
+    /// let bytes = body.collect().await.unwrap().to_bytes();
+    /// assert!(bytes.starts_with(b": ok\n\nevent: initial_status\ndata: queued\n\nevent: completed\n"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn prefix(mut self, frames: impl IntoIterator<Item = Frame>) -> Self {
+        let mut buf = BytesMut::from(self.prefix.take().unwrap_or_default());
+        for f in frames {
+            buf.extend_from_slice(f.as_bytes());
+        }
+        self.prefix = (!buf.is_empty()).then(|| buf.freeze());
         self
     }
 
@@ -287,9 +324,13 @@ impl<S: FrameSource> SseBody<S> {
         if self.ended {
             return Poll::Ready(None);
         }
-        let first = self.first.take();
+        let mut first = self.first.take();
         if let Some(f) = &first {
             self.buf.extend_from_slice(f);
+        }
+        if let Some(p) = self.prefix.take() {
+            self.buf.extend_from_slice(&p);
+            first.get_or_insert(p);
         }
         let max = self.max_chunk;
         match self.source.poll_fill(cx, &mut self.buf, max) {

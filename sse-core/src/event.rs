@@ -42,6 +42,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::frame::Frame;
+use crate::hub::cursor::{put_id_line, IdLine};
 
 /// Room reserved for JSON data before it is serialized. Typical progress payloads fit, so
 /// encoding them takes exactly one allocation.
@@ -308,7 +309,7 @@ impl<'a> Event<'a> {
         let id_len = match id {
             None => 0,
             Some(IdText::Str(s)) => 5 + s.len(),
-            Some(IdText::Seq(_)) => 5 + 20,
+            Some(IdText::Seq(..)) => crate::hub::cursor::MAX_POSITION_LINE,
         };
         cap += id_len;
 
@@ -334,19 +335,10 @@ impl<'a> Event<'a> {
         }
         let body_len = buf.len();
         match id {
-            None => {}
-            Some(IdText::Str(s)) => {
-                buf.extend_from_slice(b"id: ");
-                buf.extend_from_slice(s.as_bytes());
-                buf.push(b'\n');
-            }
-            Some(IdText::Seq(n)) => {
-                buf.extend_from_slice(b"id: ");
-                write_u128(&mut buf, u128::from(n));
-                buf.push(b'\n');
-            }
+            None => buf.push(b'\n'),
+            Some(IdText::Str(s)) => put_id_line(&mut buf, IdLine::Text(s.as_bytes())),
+            Some(IdText::Seq(inc, n)) => put_id_line(&mut buf, IdLine::Position(inc, n)),
         }
-        buf.push(b'\n');
         Ok(Encoded {
             frame: Frame::from_vec(buf),
             body_len,
@@ -357,8 +349,10 @@ impl<'a> Event<'a> {
 /// The id the hub writes into a frame.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum IdText<'a> {
+    /// A caller's own id.
     Str(&'a str),
-    Seq(u64),
+    /// A topic position: incarnation (if known) and sequence.
+    Seq(Option<crate::hub::Incarnation>, u64),
 }
 
 /// An encoded event and the length of its body (everything before the `id:` line).
@@ -539,7 +533,7 @@ mod tests {
     #[test]
     fn body_len_points_at_id() {
         let e = Event::new().event("x").data("y");
-        let enc = e.encode_parts(Some(IdText::Seq(42))).expect("ok");
+        let enc = e.encode_parts(Some(IdText::Seq(None, 42))).expect("ok");
         let bytes = enc.frame.as_bytes();
         assert_eq!(&bytes[..enc.body_len], b"event: x\ndata: y\n");
         assert_eq!(&bytes[enc.body_len..], b"id: 42\n\n");

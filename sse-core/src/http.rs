@@ -71,7 +71,11 @@ pub fn stream_headers() -> [(HeaderName, HeaderValue); 4] {
 }
 
 /// The client's last event id: the `Last-Event-ID` header, else the `lastEventId` query
-/// parameter (percent-decoded). Empty values count as absent.
+/// parameter (percent-decoded as a form value by the `form_urlencoded` crate: malformed
+/// escapes are kept literally, as browsers do). Empty values count as absent.
+///
+/// Bytes that are not UTF-8 are replaced with U+FFFD rather than dropped, so that a mangled id
+/// is answered like any unknown id (with a `gap`), never as a fresh subscribe.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -83,46 +87,27 @@ pub fn stream_headers() -> [(HeaderName, HeaderValue); 4] {
 /// assert_eq!(last_event_id(&h, Some("lastEventId=7")), Some("42".to_owned()));
 /// ```
 pub fn last_event_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    if let Some(v) = headers.get("last-event-id") {
-        if let Ok(s) = v.to_str() {
-            if !s.is_empty() {
-                return Some(s.to_owned());
-            }
+    if let Some(v) = headers.get(header::HeaderName::from_static("last-event-id")) {
+        if !v.is_empty() {
+            return Some(String::from_utf8_lossy(v.as_bytes()).into_owned());
         }
     }
     query_param(query?, "lastEventId").filter(|s| !s.is_empty())
 }
 
-/// The first value of query parameter `name`, percent-decoded (`+` as space).
+/// The first value of query parameter `name`, percent-decoded as a form value (`+` as space;
+/// malformed escapes kept literally; invalid UTF-8 replaced with U+FFFD).
+///
+/// ```
+/// use sse_core::http::query_param;
+/// assert_eq!(query_param("a=%zz&b=x+y", "a").as_deref(), Some("%zz"));
+/// assert_eq!(query_param("a=%zz&b=x+y", "b").as_deref(), Some("x y"));
+/// assert_eq!(query_param("a=%2B1", "a").as_deref(), Some("+1"));
+/// ```
 pub fn query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k)? == name).then(|| percent_decode(v))?
-    })
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 /// What a client asked for in its `Accept` header.
@@ -186,6 +171,7 @@ pub fn status_for(err: &SubscribeError) -> StatusCode {
         SubscribeError::Unauthenticated => StatusCode::UNAUTHORIZED,
         SubscribeError::Forbidden => StatusCode::FORBIDDEN,
         SubscribeError::NoTopics => StatusCode::BAD_REQUEST,
+        SubscribeError::WouldBlock => StatusCode::INTERNAL_SERVER_ERROR,
         SubscribeError::ShuttingDown | SubscribeError::Unavailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -201,6 +187,7 @@ pub fn publish_status(err: &PublishError) -> StatusCode {
         PublishError::Event(_) => StatusCode::BAD_REQUEST,
         PublishError::TooManyTopics { .. } => StatusCode::TOO_MANY_REQUESTS,
         PublishError::Backplane(_) => StatusCode::SERVICE_UNAVAILABLE,
+        PublishError::WouldBlock | PublishError::AckConsumed => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -16,7 +16,7 @@
 //!     };
 //!     let options = SubscribeOptions::topic(topic).last_event_id(sse_hyper::last_event_id(&req));
 //!     // 200 + event stream, or 204 / 404 / 429 / 401 / 403 / 503 from the hub's answer.
-//!     Ok(sse_hyper::subscribe(&hub, options))
+//!     Ok(sse_hyper::subscribe(&hub, options).await)
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
@@ -97,10 +97,22 @@ pub fn rejection(err: &SubscribeError) -> Response<Full<Bytes>> {
     res
 }
 
-/// Subscribes with `options`: an event-stream response, or the rejection (204, 404, 429, 401,
-/// 403, 400 or 503) as one body type.
-pub fn subscribe(hub: &Hub, options: impl Into<SubscribeOptions>) -> Response<SseResponseBody> {
-    match hub.subscribe(options) {
+/// Subscribes with `options` ([`Hub::subscribe`]): an event-stream response, or the rejection
+/// (204, 404, 429, 401, 403, 400 or 503) as one body type.
+///
+/// Per-connection frames go in with `Response::map` and [`SseResponseBody::prefix`]:
+///
+/// ```
+/// # async fn handler(hub: sse_core::Hub) -> http::Response<sse_hyper::SseResponseBody> {
+/// let status = sse_core::Event::new().event("initial_status").data("queued").encode().unwrap();
+/// sse_hyper::subscribe(&hub, "job-1").await.map(|body| body.prefix([status]))
+/// # }
+/// ```
+pub async fn subscribe(
+    hub: &Hub,
+    options: impl Into<SubscribeOptions>,
+) -> Response<SseResponseBody> {
+    match hub.subscribe(options).await {
         Ok(sub) => response(sub).map(SseResponseBody::Stream),
         Err(err) => rejection(&err).map(SseResponseBody::Full),
     }
@@ -151,6 +163,17 @@ impl<S> SseResponseBody<S> {
     /// A fixed body.
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         SseResponseBody::Full(Full::new(bytes.into()))
+    }
+}
+
+impl<S: FrameSource> SseResponseBody<S> {
+    /// Frames for this connection only, sent after the first frame and before the stream's own
+    /// (see [`SseBody::prefix`]); a fixed body is left as it is.
+    pub fn prefix(self, frames: impl IntoIterator<Item = sse_core::Frame>) -> Self {
+        match self {
+            SseResponseBody::Stream(b) => SseResponseBody::Stream(b.prefix(frames)),
+            full => full,
+        }
     }
 }
 

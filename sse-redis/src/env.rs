@@ -76,9 +76,8 @@ pub async fn backplane_from_env(
 }
 
 /// The hub builder of a server that takes `BACKPLANE`: `Hub::builder()` when the variable is
-/// unset, `RedisBackplane::connect(url, config).await?.hub_builder()` otherwise. With a
-/// backplane, handlers must use the hub's async calls (`subscribe_async`, `publish_async`, …;
-/// see the crate's README), which also work in memory.
+/// unset, `RedisBackplane::connect(url, config).await?.hub_builder()` otherwise. Handlers are
+/// the same code either way (`hub.subscribe(..).await`, `topic.publish(..).await`).
 pub async fn hub_builder_from_env_with(config: RedisConfig) -> Result<HubBuilder, EnvError> {
     Ok(match backplane_from_env(config).await? {
         Some(bp) => bp.hub_builder(),

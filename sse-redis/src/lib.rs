@@ -4,9 +4,12 @@
 //! * **Ordering.** A publish on any node runs one Lua script in Redis that increments the topic's
 //!   sequence and appends the event to the topic's stream (`XADD`, entry id `{seq}-0`), so two
 //!   nodes publishing at once never share or skip a number, and a `Last-Event-ID` from one node
-//!   is good on every other.
+//!   is good on every other. Each entry also carries the topic's incarnation (the first part
+//!   of its ids): when Redis no longer has a topic's stream (it expired, or Redis lost its
+//!   data), the next publish starts a new incarnation, so an old id gets a `gap` instead of a
+//!   silent resume at the wrong place.
 //! * **History in Redis**, bounded per topic by length (`MAXLEN ~`) and age, so a client that
-//!   reconnects to another node receives exactly what it missed ([`Hub::subscribe_async`] loads
+//!   reconnects to another node receives exactly what it missed ([`Hub::subscribe`] loads
 //!   it from the stream first); an id older than the history gets the hub's `gap` event.
 //! * **Lifecycle everywhere.** The terminal event is flagged in its stream entry and a finished
 //!   marker key is set: a finish on node A ends the streams on node B, and a publish on any node
@@ -33,10 +36,10 @@
 //! let backplane = RedisBackplane::connect("redis://127.0.0.1:6379", RedisConfig::default()).await?;
 //! let hub: Hub = backplane.hub_builder().lazy_topics(true).build();
 //!
-//! // Subscribe with `subscribe_async` (it loads what this node lacks), publish with the
-//! // `_async` methods (they wait for Redis' answer).
-//! let sub = hub.subscribe_async("job-1").await?;
-//! let seq = hub.publish_async("job-1", Event::new().data("hello")).await?;
+//! // The same calls as in memory: `subscribe` loads what this node lacks, and a publish's ack
+//! // resolves once Redis has stored the event.
+//! let sub = hub.subscribe("job-1").await?;
+//! let seq = hub.publish("job-1", Event::new().data("hello")).await?;
 //! # drop((sub, seq));
 //! # Ok(())
 //! # }

@@ -4,15 +4,25 @@
 //! Stream entry ids are `{seq}-0`, so an id is its sequence: reading "after sequence K" is
 //! `XREAD … {K}-0` and the history after K is `XRANGE … {K+1}-0 +`. Fields: `t` (Redis time in
 //! ms, for the age bound), `b` (the encoded event without its id line), `k` (conflation key, if
-//! any), `x` (present on the terminal event).
+//! any), `x` (present on the terminal event), `i` (the topic's incarnation).
+//!
+//! # Incarnations
+//!
+//! Every entry carries the topic's incarnation, the first part of its SSE ids. The script takes
+//! it from the topic's newest entry; when the stream is gone (a new topic, a topic that expired,
+//! or a Redis that lost its data) it uses the candidate the publishing node drew, so a new life
+//! of the topic gets a new incarnation and a client's id from the old life is answered with a
+//! `gap`, never resumed silently at the wrong place.
 
 use redis::Value;
+use sse_core::hub::Incarnation;
 
 /// Publishes one or more events of ONE topic, in order, as if each were a call of its own (the
 /// script is atomic, so the sequences of one call are consecutive).
 ///
-/// KEYS: seq, fin, log. ARGV: max_len, max_age_ms, idle_ttl_ms, finished_ttl_ms, then six per
-/// event: body, key, terminal, must_exist, seq_in_body, has_key.
+/// KEYS: seq, fin, log. ARGV: max_len, max_age_ms, idle_ttl_ms, finished_ttl_ms,
+/// candidate incarnation, then six per event: body, key, terminal, must_exist, seq_in_body,
+/// has_key.
 ///
 /// Returns one answer per event, in order: the sequence (> 0), -1 when the topic is finished
 /// (also for the events after a terminal one in the same call), -2 when it must exist and does
@@ -29,9 +39,24 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local last_id = nil
 local check_age = false
 local finished = false
+local inc = nil
+-- The topic's incarnation: its newest entry's, else the publishing node's candidate.
+local function incarnation()
+  if inc ~= nil then return inc end
+  local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if top[1] then
+    local f = top[1][2]
+    for j = 1, #f, 2 do
+      if f[j] == 'i' then inc = f[j + 1] end
+    end
+  end
+  if inc == nil then inc = ARGV[5] end
+  return inc
+end
 local function one(base)
   if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
   if ARGV[base + 3] == '1' and redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+  incarnation()
   local seq = redis.call('INCR', KEYS[1])
   if seq == 1 and redis.call('EXISTS', KEYS[3]) == 1 then
     -- The counter was lost but not the stream: continue after its newest entry.
@@ -58,6 +83,8 @@ local function one(base)
   cmd[#cmd + 1] = now
   cmd[#cmd + 1] = 'b'
   cmd[#cmd + 1] = body
+  cmd[#cmd + 1] = 'i'
+  cmd[#cmd + 1] = incarnation()
   if ARGV[base + 5] == '1' then
     cmd[#cmd + 1] = 'k'
     cmd[#cmd + 1] = ARGV[base + 1]
@@ -81,7 +108,7 @@ local function one(base)
   return seq
 end
 local out = {}
-for base = 5, #ARGV, 6 do
+for base = 6, #ARGV, 6 do
   local ok, r = pcall(one, base)
   if ok then
     out[#out + 1] = r
@@ -124,11 +151,18 @@ pub(crate) struct RawEntry {
     pub(crate) body: Vec<u8>,
     pub(crate) key: Option<String>,
     pub(crate) terminal: bool,
+    pub(crate) incarnation: Incarnation,
+}
+
+/// The incarnation of entries written before entries carried one: the same on every node.
+fn legacy_incarnation() -> Incarnation {
+    Incarnation::parse("legacy").unwrap_or_default()
 }
 
 impl RawEntry {
     pub(crate) fn injected(&self) -> sse_core::hub::Injected<'_> {
         sse_core::hub::Injected {
+            incarnation: self.incarnation,
             seq: self.seq,
             body: &self.body,
             key: self.key.as_deref(),
@@ -165,6 +199,7 @@ pub(crate) fn parse_entry(v: Value) -> Option<RawEntry> {
         body: Vec::new(),
         key: None,
         terminal: false,
+        incarnation: legacy_incarnation(),
     };
     let mut it = fields.into_iter();
     while let (Some(f), Some(v)) = (it.next(), it.next()) {
@@ -173,6 +208,10 @@ pub(crate) fn parse_entry(v: Value) -> Option<RawEntry> {
             b"b" => entry.body = bytes(v)?,
             b"k" => entry.key = Some(String::from_utf8(bytes(v)?).ok()?),
             b"x" => entry.terminal = true,
+            b"i" => {
+                let text = String::from_utf8(bytes(v)?).ok()?;
+                entry.incarnation = Incarnation::parse(&text)?;
+            }
             _ => {}
         }
     }

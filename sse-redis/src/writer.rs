@@ -103,7 +103,9 @@ fn script_call(ctx: &Ctx, jobs: &[Job]) -> redis::Cmd {
         .arg(cfg.max_len.unwrap_or(0))
         .arg(millis(cfg.max_age))
         .arg(millis(cfg.idle_ttl))
-        .arg(millis(Some(cfg.finished_ttl)));
+        .arg(millis(Some(cfg.finished_ttl)))
+        // Used only if the topic has no entries: a new life gets a new incarnation.
+        .arg(sse_core::hub::Incarnation::new().to_string());
     for job in jobs {
         let out = &job.out;
         cmd.arg(&out.body[..])

@@ -133,6 +133,10 @@ pub struct HubConfig {
     pub heartbeat: Duration,
     /// Most topics (`None`: unlimited). Creating more fails with a typed error.
     pub max_topics: Option<usize>,
+    /// How many finished topics the hub still answers for after evicting them: their final
+    /// state (snapshot and terminal event) is kept, so that a late client gets it (or `204` if
+    /// it already saw the end) instead of `404`. Oldest forgotten first; 0 keeps none.
+    pub max_tombstones: usize,
 }
 
 impl Default for HubConfig {
@@ -146,6 +150,7 @@ impl Default for HubConfig {
             max_subscriptions_per_user: None,
             heartbeat: Duration::from_secs(15),
             max_topics: Some(1_000_000),
+            max_tombstones: 4096,
         }
     }
 }

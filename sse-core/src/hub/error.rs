@@ -29,6 +29,13 @@ pub enum PublishError {
     /// The backplane could not store the event (HTTP 503).
     #[error("backplane unavailable: {0}")]
     Backplane(#[source] BackplaneError),
+    /// [`PublishAck::blocking_wait`](super::PublishAck::blocking_wait) was called on a thread
+    /// that runs a Tokio runtime: `.await` the ack there. The event was handed over.
+    #[error("blocking_wait called on a thread that runs a Tokio runtime: `.await` the ack instead")]
+    WouldBlock,
+    /// The ack was polled again after it had resolved.
+    #[error("publish ack polled after it resolved")]
+    AckConsumed,
 }
 
 /// Why a subscribe was refused. Each variant maps to one HTTP status (see
@@ -71,7 +78,11 @@ pub enum SubscribeError {
     #[error("server is shutting down")]
     ShuttingDown,
     /// The backplane is unreachable and this node cannot serve the client's position yet
-    /// (HTTP 503; see [`Hub::subscribe_async`](crate::Hub::subscribe_async)).
+    /// (HTTP 503; see [`Hub::subscribe`](crate::Hub::subscribe)).
     #[error("backplane unavailable")]
     Unavailable,
+    /// [`Hub::blocking_subscribe`](crate::Hub::blocking_subscribe) was called on a thread that
+    /// runs a Tokio runtime: `.await` [`Hub::subscribe`](crate::Hub::subscribe) there.
+    #[error("blocking_subscribe called on a thread that runs a Tokio runtime: `.await` subscribe instead")]
+    WouldBlock,
 }

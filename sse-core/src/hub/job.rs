@@ -1,18 +1,19 @@
 //! [`JobPublisher`]: a typed handle for a job's progress, ending in `completed` or `failed`.
 
-use super::{PublishAck, PublishError, Topic};
+use super::{PublishAck, Topic};
 use crate::Event;
 
 /// Publishes one job's progress and its end.
 ///
 /// A job topic carries `progress` events (conflated under the key `progress`: a late or slow
 /// client gets the latest), any other events, and exactly one terminal event. If the publisher
-/// is dropped without [`complete`](Self::complete) or [`fail`](Self::fail) — the worker panicked
-/// or returned early — the job is finished as failed with a clear reason, so that no browser
-/// waits forever on a dead job.
+/// is dropped without [`complete`](Self::complete), [`fail`](Self::fail) or
+/// [`fail_with`](Self::fail_with) — the worker panicked or returned early — the job is finished
+/// as failed with a clear reason, so that no browser waits forever on a dead job.
 ///
-/// Usable from async code and from plain threads: publishing never blocks on subscribers and
-/// needs no runtime.
+/// Every method hands its event over when called and returns a [`PublishAck`]: `.await` it in
+/// async code, or call [`PublishAck::blocking_wait`] in a plain worker thread (an OCR or
+/// transcoding loop). Publishing never waits for subscribers.
 ///
 /// ```
 /// use sse_core::{Event, Hub};
@@ -20,10 +21,10 @@ use crate::Event;
 /// let hub = Hub::new();
 /// let job = hub.job("transcode-7")?;
 /// std::thread::spawn(move || {
-///     for p in [25, 50, 75] {
-///         job.progress(&serde_json::json!({ "progress": p }))?;
+///     for p in [25, 50, 75, 100] {
+///         job.progress(&serde_json::json!({ "progress": p })).blocking_wait()?;
 ///     }
-///     job.complete(Event::new().event("complete").data("done"))
+///     job.complete(Event::new().event("complete").data("done")).blocking_wait()
 /// })
 /// .join()
 /// .unwrap()?;
@@ -56,66 +57,47 @@ impl JobPublisher {
     }
 
     /// Publishes a `progress` event with JSON data, conflated under the key `progress`.
-    pub fn progress<T: serde::Serialize + Sync>(&self, value: &T) -> Result<u64, PublishError> {
+    pub fn progress<T: serde::Serialize + Sync>(&self, value: &T) -> PublishAck {
         self.topic
             .publish_keyed("progress", Event::new().event("progress").json(value))
     }
 
     /// Publishes any event.
-    pub fn event(&self, event: Event<'_>) -> Result<u64, PublishError> {
+    pub fn event(&self, event: Event<'_>) -> PublishAck {
         self.topic.publish(event)
     }
 
     /// Publishes an event that becomes the job's latest state for `key`.
-    pub fn event_keyed(&self, key: &str, event: Event<'_>) -> Result<u64, PublishError> {
+    pub fn event_keyed(&self, key: &str, event: Event<'_>) -> PublishAck {
         self.topic.publish_keyed(key, event)
     }
 
     /// Finishes the job with a terminal event (for example `event: completed`).
-    pub fn complete(mut self, event: Event<'_>) -> Result<u64, PublishError> {
-        let r = self.topic.finish(event);
-        // An invalid terminal event leaves the job open: dropping `self` then fails it.
-        self.finished = matches!(r, Ok(_) | Err(PublishError::Finished));
-        r
+    ///
+    /// The event is handed over now. An invalid event is refused at once (the ack says why) and
+    /// the job is then failed as if the publisher had been dropped.
+    pub fn complete(self, event: Event<'_>) -> PublishAck {
+        let finish = self.topic.finish(event);
+        self.finished_by(finish)
     }
 
     /// Finishes the job as failed: a terminal `failed` event with JSON data `{"error": reason}`.
-    pub fn fail(mut self, reason: &str) -> Result<u64, PublishError> {
-        self.finished = true;
-        self.topic.finish(failed_event(reason))
+    pub fn fail(self, reason: &str) -> PublishAck {
+        let finish = self.topic.finish(failed_event(reason));
+        self.finished_by(finish)
     }
 
-    /// Finishes the job with a custom terminal failure event.
-    pub fn fail_with(mut self, event: Event<'_>) -> Result<u64, PublishError> {
-        let r = self.topic.finish(event);
-        self.finished = matches!(r, Ok(_) | Err(PublishError::Finished));
-        r
+    /// Finishes the job with a terminal failure event of your own (for example `event: error`
+    /// with the payload your clients expect).
+    pub fn fail_with(self, event: Event<'_>) -> PublishAck {
+        let finish = self.topic.finish(event);
+        self.finished_by(finish)
     }
 
-    /// [`progress`](Self::progress) for async code, through a backplane if the hub has one
-    /// (see [`Topic::publish_async`]).
-    pub fn progress_async<T: serde::Serialize + Sync>(&self, value: &T) -> PublishAck {
-        self.topic
-            .publish_keyed_async("progress", Event::new().event("progress").json(value))
-    }
-
-    /// [`event`](Self::event) for async code (see [`Topic::publish_async`]).
-    pub fn event_async(&self, event: Event<'_>) -> PublishAck {
-        self.topic.publish_async(event)
-    }
-
-    /// [`complete`](Self::complete) for async code (see [`Topic::finish_async`]).
-    pub async fn complete_async(mut self, event: Event<'_>) -> Result<u64, PublishError> {
-        let r = self.topic.finish_async(event).await;
-        self.finished = matches!(r, Ok(_) | Err(PublishError::Finished));
-        r
-    }
-
-    /// [`fail`](Self::fail) for async code (see [`Topic::finish_async`]).
-    pub async fn fail_async(mut self, reason: &str) -> Result<u64, PublishError> {
-        let r = self.topic.finish_async(failed_event(reason)).await;
-        self.finished = matches!(r, Ok(_) | Err(PublishError::Finished));
-        r
+    fn finished_by(mut self, ack: PublishAck) -> PublishAck {
+        // Handed over (or the topic was already finished): nothing left to do on drop.
+        self.finished = ack.handed_over();
+        ack
     }
 }
 
@@ -133,13 +115,9 @@ impl Drop for JobPublisher {
             } else {
                 "worker ended without finishing the job"
             };
-            // Already finished by someone else is fine; nothing else can be done in a drop.
-            if self.topic.hub().backplane().is_some() {
-                // Handed to the backplane now, from any thread; nobody waits for the ack.
-                drop(self.topic.finish_async(failed_event(reason)));
-            } else {
-                let _ = self.topic.finish(failed_event(reason));
-            }
+            // Handed over now, from any thread, in memory or to the backplane; nobody can wait
+            // for the ack in a drop, and a topic finished meanwhile by someone else is fine.
+            drop(self.topic.finish(failed_event(reason)));
         }
     }
 }

@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 
 use super::config::Policy;
-use super::cursor::write_composite;
+use super::cursor::{put_id_line, put_position, write_composite, IdLine, Incarnation};
 use super::topic::{Entry, TopicShared};
 use super::HubInner;
 use crate::frame::Frame;
@@ -51,12 +51,19 @@ pub(crate) enum SubState {
     Ended,
 }
 
+/// One topic of a subscription: a cursor into its log.
 pub(crate) struct SubTopic {
+    /// The topic read.
     pub(crate) topic: Arc<TopicShared>,
+    /// The topic's incarnation this cursor counts in (`None` while unknown). When the topic
+    /// starts a new life under a running subscription (a backplane that lost its data), the
+    /// cursor no longer means anything there: the subscriber gets a `gap`.
+    pub(crate) incarnation: Cell<Option<Incarnation>>,
     /// Sequence of the next event to deliver. A `Cell`, so that reading a topic's log under its
     /// lock (which borrows `topic`) can advance the cursor, and composite ids can read every
     /// cursor, without cloning the `Arc` on the hot path.
     pub(crate) next: Cell<u64>,
+    /// This subscription's waker slot in the topic.
     pub(crate) slot: usize,
     /// This topic's terminal event has been delivered (or the topic went away).
     pub(crate) done: Cell<bool>,
@@ -67,7 +74,7 @@ pub(crate) struct SubTopic {
 /// Where read frames go.
 pub(crate) trait Sink {
     fn frame(&mut self, frame: &Bytes);
-    fn composite(&mut self, body: &[u8], id: &str);
+    fn composite(&mut self, body: &[u8], id: &[u8]);
     fn full(&self) -> bool;
 }
 
@@ -83,12 +90,10 @@ impl Sink for BufSink<'_> {
         self.buf.extend_from_slice(frame);
         self.frames += 1;
     }
-    fn composite(&mut self, body: &[u8], id: &str) {
+    fn composite(&mut self, body: &[u8], id: &[u8]) {
         self.buf.reserve(body.len() + id.len() + 6);
         self.buf.extend_from_slice(body);
-        self.buf.extend_from_slice(b"id: ");
-        self.buf.extend_from_slice(id.as_bytes());
-        self.buf.extend_from_slice(b"\n\n");
+        put_id_line(self.buf, IdLine::Text(id));
         self.frames += 1;
     }
     fn full(&self) -> bool {
@@ -110,12 +115,10 @@ impl Sink for QueueSink<'_> {
         self.queue.push_back(frame.clone());
         self.frames += 1;
     }
-    fn composite(&mut self, body: &[u8], id: &str) {
+    fn composite(&mut self, body: &[u8], id: &[u8]) {
         let mut b = BytesMut::with_capacity(body.len() + id.len() + 6);
         b.extend_from_slice(body);
-        b.extend_from_slice(b"id: ");
-        b.extend_from_slice(id.as_bytes());
-        b.extend_from_slice(b"\n\n");
+        put_id_line(&mut b, IdLine::Text(id));
         self.queue.push_back(b.freeze());
         self.frames += 1;
     }
@@ -181,13 +184,17 @@ impl Subscription {
         self.state == SubState::Ended
     }
 
-    /// The composite id of the current positions (multi-topic), or the sequence of the last
-    /// delivered event (single topic).
+    /// The id of the current position: `INCARNATION:SEQ` of the last delivered event (single
+    /// topic), or the composite id of every topic's position (several topics).
     pub fn last_event_id(&self) -> String {
-        if let [t] = &self.topics[..] {
-            return t.next.get().saturating_sub(1).to_string();
-        }
-        composite_id(&self.topics)
+        let id = if let [t] = &self.topics[..] {
+            let mut v = Vec::with_capacity(24);
+            put_position(&mut v, t.incarnation.get(), t.next.get().saturating_sub(1));
+            v
+        } else {
+            composite_id(&self.topics)
+        };
+        String::from_utf8(id).unwrap_or_default()
     }
 
     /// Appends every frame that is ready, up to about `max_bytes`, to `buf`, so that they can
@@ -282,6 +289,7 @@ impl Subscription {
         let multi = topics.len() > 1;
         let sub = &topics[i];
         let topic = &*sub.topic;
+        let counters = &self.hub.counters;
         let mut st = topic.state.lock();
         if st.removed {
             // Evicted: the terminal event (kept on eviction) still reaches an open subscriber.
@@ -294,9 +302,25 @@ impl Subscription {
             return Outcome::Read;
         }
         let cfg = &topic.config;
-        let counters = &self.hub.counters;
         let head = st.last_seq + 1;
         let mut next = sub.next.get();
+        let current = topic.incarnation.get();
+        if sub.incarnation.get() != current {
+            match sub.incarnation.get() {
+                // Learned from the first event the backplane delivered: nothing was read yet.
+                None => sub.incarnation.set(current),
+                // A new life of the topic: the cursor means nothing there. Say so, then read
+                // the new life from its oldest retained event.
+                Some(_) => {
+                    sub.incarnation.set(current);
+                    let first = st.first_seq();
+                    sink.frame(&gap_frame(&topic.name, None, first));
+                    counters.gap(1);
+                    next = first;
+                    sub.next.set(next);
+                }
+            }
+        }
         if next >= head {
             st.register(sub.slot, cx.waker());
             return Outcome::Empty;
@@ -406,13 +430,14 @@ fn emit<S: Sink>(topics: &[SubTopic], e: &Entry, multi: bool, sink: &mut S) {
     }
 }
 
-fn composite_id(topics: &[SubTopic]) -> String {
-    let mut id = String::new();
+fn composite_id(topics: &[SubTopic]) -> Vec<u8> {
+    let mut id = Vec::with_capacity(topics.len() * 24);
     write_composite(
         &mut id,
-        topics
-            .iter()
-            .map(|t| (&*t.topic.name, t.next.get().saturating_sub(1))),
+        topics.iter().map(|t| {
+            let name = &*t.topic.name;
+            (name, t.incarnation.get(), t.next.get().saturating_sub(1))
+        }),
     );
     id
 }

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use super::config::TopicConfig;
+use super::cursor::{Incarnation, IncarnationCell};
 use super::metrics::Counters;
 use crate::event::Encoded;
 
@@ -26,35 +27,88 @@ pub(crate) struct Entry {
     pub(crate) at: Instant,
 }
 
-/// Shared state of one topic.
+/// Shared state of one topic: held by the hub's registry, by every [`Topic`](super::Topic)
+/// handle and by every subscription of it.
+///
+/// # Locking
+///
+/// `state` is the topic lock. The hub's registry lock (`HubInner::topics`) may be held while
+/// taking it, never the other way round, and no two topic locks are ever held at once.
+/// Wakers are taken out under the lock and woken after it is released, so a woken task never
+/// contends with the publisher that woke it.
 pub(crate) struct TopicShared {
+    /// The topic's name (the registry's key).
     pub(crate) name: Arc<str>,
+    /// Bounds and policy, fixed at creation.
     pub(crate) config: TopicConfig,
+    /// The owner given at creation, passed to the access hook.
     pub(crate) owner: Option<Arc<str>>,
     /// Created on demand by a subscriber: removed again when its last subscriber leaves before
     /// anything was published. Cleared when someone asks for the topic to publish.
     pub(crate) lazy: AtomicBool,
+    /// This life of the topic, the first part of its ids. Drawn at creation in memory; with a
+    /// backplane unknown until the backplane names it (on the first injected event). Outside
+    /// the lock so that a multi-topic subscription can write every topic's position while
+    /// holding one topic's lock; it changes only under `state`'s lock.
+    pub(crate) incarnation: IncarnationCell,
+    /// Everything that changes as events are published and subscribers come and go.
     pub(crate) state: Mutex<TopicState>,
 }
 
+/// The part of a topic guarded by its lock.
 pub(crate) struct TopicState {
+    /// The log: the retained events, oldest first, with contiguous sequence numbers. Bounded by
+    /// `history_len`, `history_bytes` and `history_age`, and by the hub's memory budget; the
+    /// newest event always stays.
     pub(crate) ring: VecDeque<Entry>,
+    /// Sum of the frame sizes in `ring` (also counted in the hub's `history_bytes`).
     pub(crate) ring_bytes: usize,
-    /// Sequence of the last event appended (0: none yet).
+    /// Sequence of the last event appended (0: none yet). `last_seq + 1` is the head: the
+    /// sequence the next event gets, and where a subscriber that has read everything stands.
     pub(crate) last_seq: u64,
     /// Latest event per conflation key, in no particular order (small: bounded by
-    /// `max_snapshot_keys`).
+    /// `max_snapshot_keys`). What a new subscriber receives first, and what a conflating slow
+    /// subscriber compares against to skip superseded events.
     pub(crate) snapshot: Vec<Entry>,
+    /// The terminal event once the topic is finished. Kept apart from the ring, so that
+    /// trimming or eviction never loses it for a subscriber still reading.
     pub(crate) terminal: Option<Entry>,
+    /// Last publish or subscriber change: the idle and finished TTLs count from it.
     pub(crate) last_activity: Instant,
+    /// Live subscriptions reading this topic.
     pub(crate) subscribers: usize,
-    /// Waker slots, one per subscription of this topic.
+    /// Waker slots, one per subscription of this topic (indexed by the subscription's slot).
     wakers: Vec<Option<Waker>>,
+    /// Slots free for reuse.
     free: Vec<usize>,
-    /// Slots whose waker is set.
+    /// Slots whose waker is set: the subscriptions to wake on the next publish, so a publish
+    /// costs O(waiting), not O(subscribers).
     waiting: Vec<usize>,
     /// Set once the topic is removed from the registry: its subscriptions end.
     pub(crate) removed: bool,
+}
+
+/// How an event's sequence number is decided.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sequencing {
+    /// In memory: this topic assigns the next sequence.
+    Local,
+    /// Ordered by a backplane, which assigned `seq` in `incarnation`.
+    Injected {
+        /// The assigned sequence.
+        seq: u64,
+        /// The topic's life the sequence belongs to.
+        incarnation: Incarnation,
+    },
+}
+
+/// What an append adds: a plain event, a conflatable one, or the terminal event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind<'a> {
+    /// The conflation key, if any.
+    pub(crate) key: Option<&'a str>,
+    /// Whether the event finishes the topic.
+    pub(crate) terminal: bool,
 }
 
 /// Why an append was refused.
@@ -76,12 +130,14 @@ impl TopicShared {
         config: TopicConfig,
         owner: Option<Arc<str>>,
         lazy: bool,
+        incarnation: Option<Incarnation>,
     ) -> Self {
         TopicShared {
             name,
             config,
             owner,
             lazy: AtomicBool::new(lazy),
+            incarnation: IncarnationCell::new(incarnation),
             state: Mutex::new(TopicState {
                 ring: VecDeque::new(),
                 ring_bytes: 0,
@@ -104,12 +160,30 @@ impl TopicShared {
     pub(crate) fn append(
         &self,
         counters: &Counters,
-        key: Option<&str>,
-        terminal: bool,
-        seq: Option<u64>,
-        make: impl FnOnce(u64) -> Result<Encoded, crate::EventError>,
+        kind: Kind<'_>,
+        sequencing: Sequencing,
+        make: impl FnOnce(Option<Incarnation>, u64) -> Result<Encoded, crate::EventError>,
     ) -> Result<u64, AppendError> {
+        let Kind { key, terminal } = kind;
         let mut st = self.state.lock();
+        if let Sequencing::Injected { incarnation, .. } = sequencing {
+            match self.incarnation.get() {
+                Some(current) if current == incarnation => {}
+                Some(_) if st.last_seq > 0 || st.terminal.is_some() => {
+                    // The backplane started a new life of the topic (it lost its data): the
+                    // old history cannot be continued. Subscribers notice the new incarnation
+                    // and get a `gap` (see `Subscription`).
+                    counters.sub_history(st.ring_bytes);
+                    st.ring.clear();
+                    st.ring_bytes = 0;
+                    st.snapshot.clear();
+                    st.terminal = None;
+                    st.last_seq = 0;
+                    self.incarnation.set(incarnation);
+                }
+                _ => self.incarnation.set(incarnation),
+            }
+        }
         if st.terminal.is_some() {
             return Err(AppendError::Finished);
         }
@@ -119,14 +193,14 @@ impl TopicShared {
         let Some(following) = st.last_seq.checked_add(1).filter(|&n| n < u64::MAX) else {
             return Err(AppendError::Overflow);
         };
-        let seq = match seq {
+        let seq = match sequencing {
             // Checked under the lock, so that concurrent redeliveries cannot both pass.
-            Some(s) if s < following => return Err(AppendError::Stale),
-            Some(u64::MAX) => return Err(AppendError::Overflow),
-            Some(s) => s,
-            None => following,
+            Sequencing::Injected { seq: s, .. } if s < following => return Err(AppendError::Stale),
+            Sequencing::Injected { seq: u64::MAX, .. } => return Err(AppendError::Overflow),
+            Sequencing::Injected { seq: s, .. } => s,
+            Sequencing::Local => following,
         };
-        let enc = make(seq).map_err(AppendError::Encode)?;
+        let enc = make(self.incarnation.get(), seq).map_err(AppendError::Encode)?;
         if seq != following {
             // An injected sequence that skips ahead (a backplane that lost events): the ring
             // must stay contiguous, so the old history can no longer be stitched to it.
