@@ -75,7 +75,6 @@ use std::fmt;
 use std::future::{ready, Future, Ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{Payload, ServerHandle};
@@ -85,9 +84,9 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder, ResponseError
 use bytes::Bytes;
 use futures_core::Stream;
 use sse_core::body::{FrameSource, IntoFrame, StreamSource};
-use sse_core::http::{Negotiated, StreamHeaders};
+use sse_core::http::Negotiated;
 use sse_core::hub::{SubscribeError, SubscribeOptions};
-use sse_core::{Frame, Hub, SseBody, Subscription};
+use sse_core::{Hub, SseBody, StreamResponse, Subscription};
 
 pub use sse_core;
 
@@ -110,24 +109,13 @@ pub use sse_core;
 /// # drop(response);
 /// ```
 #[must_use = "a response does nothing unless returned from a handler"]
-pub struct SseResponse<S = Subscription> {
-    body: SseBody<S>,
-    headers: StreamHeaders,
-}
-
-impl<S> fmt::Debug for SseResponse<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SseResponse")
-            .field("body", &self.body)
-            .field("headers", &self.headers)
-            .finish()
-    }
-}
+#[derive(Debug)]
+pub struct SseResponse<S = Subscription>(StreamResponse<S>);
 
 impl SseResponse<Subscription> {
     /// A response over a hub subscription, with the hub's heartbeat interval.
     pub fn new(subscription: Subscription) -> Self {
-        SseResponse::from_body(SseBody::new(subscription))
+        SseResponse(StreamResponse::new(subscription))
     }
 }
 
@@ -142,66 +130,41 @@ where
     St: Stream + Unpin,
     St::Item: IntoFrame,
 {
-    /// A response over any `Unpin` stream of [`Event`](sse_core::Event)s, [`Frame`]s or
+    /// A response over any `Unpin` stream of [`Event`](sse_core::Event)s, [`Frame`](sse_core::Frame)s or
     /// `Result`s of them (an `Err` is sent as a comment), with 15 s heartbeats. The body ends when
     /// the stream ends.
     pub fn from_stream(stream: St) -> Self {
-        SseResponse::from_body(SseBody::from_stream(stream))
+        SseResponse(StreamResponse::from_stream(stream))
     }
 }
 
 impl<S: FrameSource> SseResponse<S> {
     /// A response over a configured [`SseBody`].
     pub fn from_body(body: SseBody<S>) -> Self {
-        SseResponse {
-            body,
-            headers: StreamHeaders::default(),
-        }
+        SseResponse(StreamResponse::from_body(body))
     }
 
-    /// Starts the stream with a `retry:` hint (the client's reconnection delay) instead of the
-    /// default `: ok` comment.
-    pub fn retry(self, retry: Duration) -> Self {
-        self.first_frame(Some(Frame::retry(retry)))
-    }
-
-    /// Replaces the first frame (default `: ok`); `None` sends none, so the first byte waits for
-    /// the first event.
-    pub fn first_frame(mut self, frame: Option<Frame>) -> Self {
-        self.body = self.body.first_frame(frame);
-        self
-    }
-
-    /// Frames for this connection only, sent after the first frame and before the stream's
-    /// own (see [`SseBody::prefix`]), for example an `initial_status` event.
-    pub fn prefix(mut self, frames: impl IntoIterator<Item = Frame>) -> Self {
-        self.body = self.body.prefix(frames);
-        self
-    }
-
-    /// Sets the heartbeat interval; `None` disables heartbeats.
-    pub fn heartbeat(mut self, interval: Option<Duration>) -> Self {
-        self.body = self.body.heartbeat(interval);
-        self
-    }
-
-    /// Sets the most bytes coalesced into one body chunk.
-    pub fn max_chunk(mut self, bytes: usize) -> Self {
-        self.body = self.body.max_chunk(bytes);
-        self
-    }
+    sse_core::__forward_stream_response!();
 
     /// Replaces the `Cache-Control` value (default `no-cache`).
-    pub fn cache_control(mut self, value: HeaderValue) -> Self {
-        if let Some(v) = compat::to_core_value(&value) {
-            self.headers = self.headers.cache_control(v);
+    pub fn cache_control(self, value: HeaderValue) -> Self {
+        match compat::to_core_value(&value) {
+            Some(v) => SseResponse(self.0.cache_control(v)),
+            None => self,
         }
-        self
     }
 
     /// The body, for building a custom response (the event-stream headers are then up to you).
     pub fn into_body(self) -> SseStreamBody<S> {
-        SseStreamBody { inner: self.body }
+        SseStreamBody {
+            inner: self.0.into_body(),
+        }
+    }
+}
+
+impl<S: FrameSource> From<StreamResponse<S>> for SseResponse<S> {
+    fn from(inner: StreamResponse<S>) -> Self {
+        SseResponse(inner)
     }
 }
 
@@ -209,8 +172,9 @@ impl<S: FrameSource + 'static> Responder for SseResponse<S> {
     type Body = SseStreamBody<S>;
 
     fn respond_to(self, _req: &HttpRequest) -> HttpResponse<Self::Body> {
-        let pairs = self.headers.pairs();
-        let mut res = HttpResponse::with_body(StatusCode::OK, self.into_body());
+        let (headers, body) = self.0.into_parts();
+        let pairs = headers.pairs();
+        let mut res = HttpResponse::with_body(StatusCode::OK, SseStreamBody::new(body));
         for (name, value) in &pairs {
             if let Some((name, value)) = compat::header(name, value) {
                 res.headers_mut().insert(name, value);

@@ -37,7 +37,6 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
@@ -46,28 +45,26 @@ use futures_core::Stream;
 use http::request::Parts;
 use http::HeaderValue;
 use sse_core::body::{FrameSource, IntoFrame, StreamSource};
-use sse_core::http::{Negotiated, StreamHeaders};
+use sse_core::http::Negotiated;
 use sse_core::hub::{SubscribeError, SubscribeOptions};
-use sse_core::{Frame, Hub, SseBody, Subscription};
+use sse_core::{Hub, SseBody, StreamResponse, Subscription};
 
 pub use sse_core;
 
 /// An event-stream response: `200`, the headers of [`sse_core::http::stream_headers`] and an
-/// [`SseBody`] (first frame at once, coalesced chunks, heartbeats).
+/// [`SseBody`] (first frame at once, coalesced chunks, heartbeats). A thin wrapper of
+/// [`sse_core::StreamResponse`], the builder every adapter shares.
 ///
 /// Built from a hub [`Subscription`] ([`SseResponse::new`], or [`subscribe`]) or from any
 /// stream of events ([`SseResponse::from_stream`]).
 #[must_use = "a response does nothing unless returned from a handler"]
 #[derive(Debug)]
-pub struct SseResponse<S = Subscription> {
-    body: SseBody<S>,
-    headers: StreamHeaders,
-}
+pub struct SseResponse<S = Subscription>(StreamResponse<S>);
 
 impl SseResponse<Subscription> {
     /// A response streaming `subscription`, with the hub's heartbeat interval.
     pub fn new(subscription: Subscription) -> Self {
-        SseResponse::from_body(SseBody::new(subscription))
+        SseResponse(StreamResponse::new(subscription))
     }
 }
 
@@ -76,65 +73,38 @@ where
     S: Stream + Unpin,
     S::Item: IntoFrame,
 {
-    /// A response streaming any stream of [`Event`](sse_core::Event)s, [`Frame`]s or
+    /// A response streaming any stream of [`Event`](sse_core::Event)s, [`Frame`](sse_core::Frame)s or
     /// `Result`s of them (an `Err` becomes a comment), with 15 s heartbeats. The body ends when
     /// the stream ends.
     ///
     /// The stream must be `Unpin`: wrap others in `Box::pin`.
     pub fn from_stream(stream: S) -> Self {
-        SseResponse::from_body(SseBody::from_stream(stream))
+        SseResponse(StreamResponse::from_stream(stream))
     }
 }
 
 impl<S: FrameSource> SseResponse<S> {
     /// A response over a body configured by hand.
     pub fn from_body(body: SseBody<S>) -> Self {
-        SseResponse {
-            body,
-            headers: StreamHeaders::default(),
-        }
+        SseResponse(StreamResponse::from_body(body))
     }
 
-    /// Replaces the first frame (default `: ok`), for example with
-    /// [`Frame::retry`]; `None` sends none, so the first byte waits for the first event.
-    pub fn first_frame(mut self, frame: Option<Frame>) -> Self {
-        self.body = self.body.first_frame(frame);
-        self
-    }
-
-    /// Sends a `retry:` hint (the client's reconnection delay) as the first frame.
-    pub fn retry(self, delay: Duration) -> Self {
-        self.first_frame(Some(Frame::retry(delay)))
-    }
-
-    /// Frames for this connection only, sent after the first frame and before the stream's
-    /// own (see [`SseBody::prefix`]), for example an `initial_status` event.
-    pub fn prefix(mut self, frames: impl IntoIterator<Item = Frame>) -> Self {
-        self.body = self.body.prefix(frames);
-        self
-    }
-
-    /// Sets the heartbeat interval; `None` disables heartbeats.
-    pub fn heartbeat(mut self, interval: Option<Duration>) -> Self {
-        self.body = self.body.heartbeat(interval);
-        self
-    }
-
-    /// Sets the most bytes coalesced into one body chunk.
-    pub fn max_chunk(mut self, bytes: usize) -> Self {
-        self.body = self.body.max_chunk(bytes);
-        self
-    }
+    sse_core::__forward_stream_response!();
 
     /// Replaces the `Cache-Control` value (default `no-cache`).
-    pub fn cache_control(mut self, value: HeaderValue) -> Self {
-        self.headers = self.headers.cache_control(value);
-        self
+    pub fn cache_control(self, value: HeaderValue) -> Self {
+        SseResponse(self.0.cache_control(value))
     }
 
     /// The body, for use outside axum.
     pub fn into_body(self) -> SseBody<S> {
-        self.body
+        self.0.into_body()
+    }
+}
+
+impl<S: FrameSource> From<StreamResponse<S>> for SseResponse<S> {
+    fn from(inner: StreamResponse<S>) -> Self {
+        SseResponse(inner)
     }
 }
 
@@ -143,9 +113,7 @@ where
     S: FrameSource + Send + 'static,
 {
     fn into_response(self) -> Response {
-        let mut res = Response::new(Body::new(self.body));
-        self.headers.apply(res.headers_mut());
-        res
+        self.0.into_http().map(Body::new)
     }
 }
 

@@ -19,12 +19,14 @@ pub const EVENT_STREAM: &str = "text/event-stream";
 #[must_use]
 pub struct StreamHeaders {
     cache_control: HeaderValue,
+    identity_encoding: bool,
 }
 
 impl Default for StreamHeaders {
     fn default() -> Self {
         StreamHeaders {
             cache_control: HeaderValue::from_static("no-cache"),
+            identity_encoding: true,
         }
     }
 }
@@ -36,9 +38,18 @@ impl StreamHeaders {
         self
     }
 
+    /// Whether to send `Content-Encoding: identity` (default: yes). Compression middleware
+    /// (tower-http's `CompressionLayer`, actix's `Compress`) leaves a response alone that
+    /// already declares an encoding; a compressor would otherwise hold events back in its
+    /// buffer. Turn it off only if nothing between the server and the client compresses.
+    pub fn identity_encoding(mut self, send: bool) -> Self {
+        self.identity_encoding = send;
+        self
+    }
+
     /// The headers, as name/value pairs.
-    pub fn pairs(&self) -> [(HeaderName, HeaderValue); 4] {
-        [
+    pub fn pairs(&self) -> Vec<(HeaderName, HeaderValue)> {
+        let mut pairs = vec![
             (header::CONTENT_TYPE, HeaderValue::from_static(EVENT_STREAM)),
             (header::CACHE_CONTROL, self.cache_control.clone()),
             // nginx and similar proxies buffer responses unless told not to.
@@ -46,14 +57,14 @@ impl StreamHeaders {
                 HeaderName::from_static("x-accel-buffering"),
                 HeaderValue::from_static("no"),
             ),
-            // Compression middleware (tower-http's CompressionLayer, actix's Compress) leaves a
-            // response alone that already declares an encoding; a compressor would otherwise
-            // hold events back in its buffer.
-            (
+        ];
+        if self.identity_encoding {
+            pairs.push((
                 header::CONTENT_ENCODING,
                 HeaderValue::from_static("identity"),
-            ),
-        ]
+            ));
+        }
+        pairs
     }
 
     /// Inserts the headers into `headers`.
@@ -66,7 +77,7 @@ impl StreamHeaders {
 
 /// The default event-stream headers: `Content-Type: text/event-stream`, `Cache-Control:
 /// no-cache`, `X-Accel-Buffering: no`, `Content-Encoding: identity`.
-pub fn stream_headers() -> [(HeaderName, HeaderValue); 4] {
+pub fn stream_headers() -> Vec<(HeaderName, HeaderValue)> {
     StreamHeaders::default().pairs()
 }
 

@@ -10,9 +10,11 @@ pub mod event;
 pub mod frame;
 pub mod http;
 pub mod hub;
+pub mod response;
 
 pub use body::SseBody;
 pub use decode::{DecodeStream, DecodedEvent, Decoder};
 pub use event::{Event, EventError, Field, ForbiddenChar};
 pub use frame::Frame;
 pub use hub::{Hub, JobPublisher, Subscription, Topic};
+pub use response::StreamResponse;

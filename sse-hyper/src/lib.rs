@@ -73,8 +73,10 @@ pub fn body_response<S: FrameSource>(
 }
 
 /// An event-stream response over a hub subscription (default headers, the hub's heartbeat).
+/// For other settings, build a [`StreamResponse`](sse_core::StreamResponse) (the builder every
+/// adapter shares) and call its `into_http`.
 pub fn response(subscription: Subscription) -> Response<SseBody> {
-    body_response(SseBody::new(subscription), &StreamHeaders::default())
+    sse_core::StreamResponse::new(subscription).into_http()
 }
 
 /// An event-stream response over any `Unpin` stream of [`Event`](sse_core::Event)s,
@@ -85,7 +87,7 @@ where
     S: Stream + Unpin,
     S::Item: IntoFrame,
 {
-    body_response(SseBody::from_stream(stream), &StreamHeaders::default())
+    sse_core::StreamResponse::from_stream(stream).into_http()
 }
 
 /// The response for a refused subscribe; see [`sse_core::http::error_response_parts`].

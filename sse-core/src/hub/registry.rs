@@ -63,11 +63,7 @@ pub(crate) struct Tombstone {
 impl Tombstone {
     /// Whether `id` is the terminal event's SSE id.
     pub(crate) fn terminal_id_is(&self, id: &str) -> bool {
-        let e = &self.terminal;
-        let tail = &e.frame[e.body_len as usize..];
-        tail.strip_prefix(b"id: ")
-            .and_then(|t| t.strip_suffix(b"\n\n"))
-            .is_some_and(|t| t == id.as_bytes())
+        self.terminal.id_text() == Some(id.as_bytes())
     }
 }
 

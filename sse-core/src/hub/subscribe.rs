@@ -406,9 +406,8 @@ fn place(t: &TopicShared, st: &TopicState, start: Start) -> Placed {
 
 /// The sequence of the retained event whose `id:` is exactly `id`.
 fn find_id(st: &TopicState, id: &str) -> Option<u64> {
-    st.ring.iter().rev().find_map(|e| {
-        let tail = &e.frame[e.body_len as usize..];
-        let text = tail.strip_prefix(b"id: ")?.strip_suffix(b"\n\n")?;
-        (text == id.as_bytes()).then_some(e.seq)
-    })
+    st.ring
+        .iter()
+        .rev()
+        .find_map(|e| (e.id_text()? == id.as_bytes()).then_some(e.seq))
 }

@@ -27,6 +27,14 @@ pub(crate) struct Entry {
     pub(crate) at: Instant,
 }
 
+impl Entry {
+    /// The value of the frame's `id:` line.
+    pub(crate) fn id_text(&self) -> Option<&[u8]> {
+        let tail = self.frame.get(self.body_len as usize..)?;
+        tail.strip_prefix(b"id: ")?.strip_suffix(b"\n\n")
+    }
+}
+
 /// Shared state of one topic: held by the hub's registry, by every [`Topic`](super::Topic)
 /// handle and by every subscription of it.
 ///
