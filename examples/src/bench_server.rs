@@ -1,7 +1,7 @@
 //! The fan-out bench and conformance server (`/work/shared/bench-protocol.md`, parts 1 to 3).
 //!
 //! ```text
-//! GET  /sub/{topic}                       `: ok`, then events with id = per-topic seq 1, 2, …
+//! GET  /sub/{topic}                       `: ok`, then events with id = `INC:` + per-topic seq 1, 2, …
 //! POST /pub/{topic}?n=&size=&event=&key=  publishes n events, replies 200 with n
 //! POST /finish/{topic}?status=completed|failed
 //! GET  /stats                             hub metrics as JSON
@@ -18,11 +18,11 @@
 //! With `BACKPLANE` set, the hub is built through [`RedisBackplane::connect`] (at startup, before
 //! the server listens: an invalid URL exits with status 2, an unreachable Redis with status 1;
 //! later outages are survived), `HISTORY` bounds both the hub's ring and the Redis stream of
-//! each topic, and the handlers use the hub's async calls: `/sub` loads what this node lacks
-//! (`subscribe_async`; `503` when Redis is down and this node cannot serve the client's
-//! position), `/pub` pipelines its events to Redis and answers `200` only once every one of them
+//! each topic, and the handlers await the hub: `/sub` loads what this node lacks (`503` when
+//! Redis is down and this node cannot serve the client's position), `/pub` pipelines its events to Redis and answers `200` only once every one of them
 //! is stored (`503` with a one-line message otherwise), `/finish` likewise. The ids are the
-//! cluster-wide per-topic sequence, and the payload's `seq` equals the id. `/stats` adds a
+//! topic's incarnation (named by the backplane) and its cluster-wide per-topic sequence, and
+//! the payload's `seq` equals the id's sequence. `/stats` adds a
 //! `backplane` object with the node's Redis counters.
 //!
 //! # Front ends

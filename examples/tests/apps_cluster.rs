@@ -70,7 +70,17 @@ impl Drop for Node {
     }
 }
 
-/// The `(id, event)` pairs of an SSE body.
+/// The sequence of an SSE id `INCARNATION:SEQ` (the hub's id format).
+fn seq_of(id: &str) -> u64 {
+    let (inc, seq) = id
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("id {id:?} is not INCARNATION:SEQ"));
+    assert!(!inc.is_empty(), "no incarnation in {id:?}");
+    seq.parse()
+        .unwrap_or_else(|_| panic!("no sequence in id {id:?}"))
+}
+
+/// The `(id's sequence, event)` pairs of an SSE body.
 fn events(body: &str) -> Vec<(Option<u64>, String)> {
     body.split("\n\n")
         .filter(|block| block.lines().any(|l| l.starts_with("event:")))
@@ -82,7 +92,7 @@ fn events(body: &str) -> Vec<(Option<u64>, String)> {
                     .map(|v| v.trim().to_owned())
             };
             (
-                field("id:").and_then(|v| v.parse().ok()),
+                field("id:").map(|v| seq_of(&v)),
                 field("event:").unwrap_or_default(),
             )
         })
@@ -234,7 +244,7 @@ async fn character_job_created_on_a_is_streamed_to_the_end_on_b() {
     let ids: Vec<u64> = body
         .lines()
         .filter_map(|l| l.strip_prefix("id:"))
-        .map(|v| v.trim().parse().unwrap())
+        .map(|v| seq_of(v.trim()))
         .collect();
     assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "{body}");
     let last = body

@@ -94,8 +94,19 @@ impl Drop for Server {
     }
 }
 
+/// The number N of an event id `PREFIX + N` (the protocol: PREFIX is empty or ends in a
+/// non-digit; this server's is the topic's incarnation and `:`).
 fn id(e: &DecodedEvent) -> u64 {
-    e.last_event_id.parse().unwrap()
+    let id = &e.last_event_id;
+    let prefix = id.trim_end_matches(|c: char| c.is_ascii_digit());
+    let n = &id[prefix.len()..];
+    assert!(!n.is_empty(), "id {id:?} does not end with a number");
+    assert!(
+        prefix.is_empty() || prefix.ends_with(':'),
+        "id {id:?}: the prefix is the incarnation and `:`"
+    );
+    n.parse()
+        .unwrap_or_else(|_| panic!("id {id:?} does not end with a number"))
 }
 
 fn seq(e: &DecodedEvent) -> u64 {
@@ -226,13 +237,15 @@ fn resume_while_publishing(fe: &str) {
         );
     });
     let mut seen: Vec<u64> = Vec::new();
+    let mut last_id = String::new();
     let mut round = 0u32;
     let mut sub = Some(s);
     'outer: loop {
         let mut s = match sub.take() {
             Some(s) => s,
             None => {
-                let last = seen.last().copied().unwrap().to_string();
+                // The id as the client got it (`INCARNATION:SEQ`), as a browser resumes.
+                let last = last_id.clone();
                 round += 1;
                 // Alternate between the header and the query parameter.
                 let mut s = if round.is_multiple_of(2) {
@@ -251,6 +264,7 @@ fn resume_while_publishing(fe: &str) {
             };
             assert_ne!(e.event, "gap", "no gap inside the history");
             seen.push(id(&e));
+            last_id.clone_from(&e.last_event_id);
             if e.event == "completed" {
                 break 'outer;
             }
@@ -301,7 +315,9 @@ fn lifecycle(fe: &str) {
     assert_eq!(term.event, "completed");
     assert!(live.ended, "the body ends after the terminal event");
 
-    // Resuming with the terminal id: nothing new.
+    // Resuming with the terminal id: nothing new (the id as sent, or its bare number).
+    let s = srv.sub_with("/sub/f", &[("Last-Event-ID", &term.last_event_id)]);
+    assert_eq!(s.status, 204);
     let s = srv.sub_with("/sub/f", &[("Last-Event-ID", "6")]);
     assert_eq!(s.status, 204);
     let s = srv.sub("/sub/f?lastEventId=6");
@@ -655,7 +671,7 @@ async fn reqwest_client() {
         let mut events = sse_core::DecodeStream::new(rest);
         for k in 1..=50u64 {
             let e = events.next().await.unwrap().unwrap();
-            assert_eq!(e.last_event_id, k.to_string());
+            assert_eq!(id(&e), k);
             assert_eq!(seq(&e), k);
         }
         // Keep-alive: the same client (and pooled connection) asks again.

@@ -141,6 +141,16 @@ async fn create(c: &Client, base: &str, token: &str, kind: &str, body: Value) ->
     id
 }
 
+/// The sequence of an SSE id `INCARNATION:SEQ` (the hub's id format).
+fn seq_of(id: &str) -> u64 {
+    let (inc, seq) = id
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("id {id:?} is not INCARNATION:SEQ"));
+    assert!(!inc.is_empty(), "no incarnation in {id:?}");
+    seq.parse()
+        .unwrap_or_else(|_| panic!("no sequence in id {id:?}"))
+}
+
 /// Checks a job's `job_update` messages: contiguous ids, status order, monotone progress, and
 /// a final `completed` (or `failed`). Returns the last one.
 fn check_updates(updates: &[DecodedEvent], id: &str, kind: &str) -> Value {
@@ -160,10 +170,7 @@ fn check_updates(updates: &[DecodedEvent], id: &str, kind: &str) -> Value {
         for k in ["createdAt", "timestamp", "step", "message"] {
             assert!(v[k].is_string(), "{k} missing in {v}");
         }
-        let n: u64 = e
-            .last_event_id
-            .parse()
-            .expect("job_update has a numeric id");
+        let n = seq_of(&e.last_event_id);
         if let Some(prev) = last_id {
             assert_eq!(n, prev + 1, "ids are contiguous");
         }
@@ -380,7 +387,7 @@ async fn my_stream_carries_every_job_of_the_user_with_query_and_cookie_auth() {
     // The /my stream's ids are one contiguous sequence.
     let ids: Vec<u64> = updates
         .iter()
-        .map(|(_, e)| e.last_event_id.parse().unwrap())
+        .map(|(_, e)| seq_of(&e.last_event_id))
         .collect();
     assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
 
@@ -876,21 +883,24 @@ async fn a_job_evicted_from_the_hub_still_answers_with_its_final_state() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let late = Sse::open(auth(c.get(&url), ALICE)).await.rest().await;
     let types: Vec<Value> = late.iter().map(|e| data(e)["type"].clone()).collect();
+    // `connected`, the job's state, then the hub's final state of the evicted topic (its
+    // latest update, then the final one, with the id it had).
     assert_eq!(
-        types,
-        [
-            json!("connected"),
-            json!("initial_status"),
-            json!("job_update")
-        ]
+        types[..2],
+        [json!("connected"), json!("initial_status")],
+        "{types:?}"
     );
+    assert!(types[2..].iter().all(|t| t == "job_update"), "{types:?}");
+    let final_update = late.last().unwrap();
+    let final_id = live.last().unwrap().last_event_id.clone();
     assert_eq!(
-        late[2].last_event_id, "final",
-        "answered from the job store"
+        final_update.last_event_id, final_id,
+        "the final update's id"
     );
-    assert_eq!(data(&late[2])["result"], last["result"]);
+    assert_eq!(data(final_update)["status"], "completed");
+    assert_eq!(data(final_update)["result"], last["result"]);
     let res = auth(c.get(&url), ALICE)
-        .header("Last-Event-ID", "final")
+        .header("Last-Event-ID", &final_id)
         .send()
         .await
         .unwrap();

@@ -149,6 +149,16 @@ async fn create(req: RequestBuilder) -> String {
     id
 }
 
+/// The sequence of an SSE id `INCARNATION:SEQ` (the hub's id format).
+fn seq_of(id: &str) -> u64 {
+    let (inc, seq) = id
+        .rsplit_once(':')
+        .unwrap_or_else(|| panic!("id {id:?} is not INCARNATION:SEQ"));
+    assert!(!inc.is_empty(), "no incarnation in {id:?}");
+    seq.parse()
+        .unwrap_or_else(|_| panic!("no sequence in id {id:?}"))
+}
+
 /// Checks a whole stream: `status` first, `progress` with contiguous ids and monotone overall
 /// progress, exactly one terminal event last. Returns the terminal event.
 fn check_stream(events: &[DecodedEvent], id: &str) -> DecodedEvent {
@@ -162,7 +172,7 @@ fn check_stream(events: &[DecodedEvent], id: &str) -> DecodedEvent {
     for (i, e) in events[1..].iter().enumerate() {
         let v = data(e);
         assert_eq!(v["jobId"], id);
-        let n: u64 = e.last_event_id.parse().unwrap();
+        let n = seq_of(&e.last_event_id);
         if let Some(p) = prev_id {
             assert_eq!(n, p + 1, "ids are contiguous");
         }
@@ -239,6 +249,17 @@ async fn generated_clip_is_transcoded_to_every_resolution() {
 
     // Every stage shows up, each resolution in order, each ending at 100 %.
     let progress: Vec<Value> = events[1..events.len() - 1].iter().map(data).collect();
+    // The last `progress` event says 100 % overall (a tracker that moves only on `progress`
+    // events must see it before the terminal event), and nothing before it does.
+    let final_progress = progress.last().unwrap();
+    assert_eq!(final_progress["progress"], 100, "{final_progress}");
+    assert_eq!(final_progress["details"]["resolutionProgress"], 100);
+    assert!(
+        progress[..progress.len() - 1]
+            .iter()
+            .all(|v| v["progress"].as_u64().unwrap() < 100),
+        "100 % only once every rendition is done"
+    );
     assert!(
         progress.iter().any(|v| v["stage"] == "generating")
             || data(&events[0])["stage"] == "generating"
@@ -701,17 +722,32 @@ async fn a_job_evicted_from_the_hub_still_answers_with_its_final_state() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let late = Sse::open(c.get(&url)).await.rest().await;
     let names: Vec<&str> = late.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(names, ["status", "error"]);
-    assert_eq!(
-        late[1].last_event_id, "final",
-        "answered from the job store"
+    // The job's state, then the hub's final state of the evicted topic (its latest progress,
+    // then the terminal event, with the id it had).
+    assert_eq!(names.first(), Some(&"status"), "{names:?}");
+    assert_eq!(names.last(), Some(&"error"), "{names:?}");
+    assert!(
+        names[1..names.len() - 1].iter().all(|n| *n == "progress"),
+        "{names:?}"
     );
-    assert_eq!(data(&late[1])["message"], data(&end)["message"]);
+    let last = late.last().unwrap();
+    assert_eq!(
+        last.last_event_id, end.last_event_id,
+        "the terminal event's id"
+    );
+    assert_eq!(data(last)["message"], data(&end)["message"]);
     let res = c
         .get(&url)
-        .header("Last-Event-ID", "final")
+        .header("Last-Event-ID", &end.last_event_id)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    // Unknown jobs are still the app's JSON 404.
+    let res = c
+        .get(format!("{base}/jobs/0123456789abcdef/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

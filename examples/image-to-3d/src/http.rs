@@ -196,11 +196,8 @@ async fn stream(app: &App, req: &Request<Incoming>, id: &str) -> Res {
     let options = SubscribeOptions::topic(tasks::topic_name(id))
         .last_event_id(sse_hyper::last_event_id(req))
         .user(user);
-    // `subscribe_async`: with a backplane, brings this node's copy of the topic up to date first.
-    match app.hub.subscribe_async(options).await {
-        Ok(sub) => sse_hyper::response(sub).map(SseResponseBody::Stream),
-        Err(err) => sse_hyper::rejection(&err).map(SseResponseBody::Full),
-    }
+    // With a backplane, brings this node's copy of the topic up to date first.
+    sse_hyper::subscribe(&app.hub, options).await
 }
 
 /// `POST /api/v1/stream-tokens` with `{"task_id": "…"}`: a short-lived token for one task's

@@ -21,8 +21,8 @@
 //! ```
 //!
 //! With `BACKPLANE=redis://HOST:PORT` in the environment ([`sse_redis::hub_builder_from_env`]),
-//! the app connects to that Redis first and publishes and subscribes through it (the hub's
-//! `_async` calls), so a task's events are stored in Redis with cluster-wide ids. Tasks, models
+//! the app connects to that Redis first and publishes and subscribes through it, so a task's
+//! events are stored in Redis with cluster-wide ids. Tasks, models
 //! and stream tokens stay on the node that ran the task, which serves its stream.
 //!
 //! The page and every URL the server hands out are relative to the app's root, or prefixed with

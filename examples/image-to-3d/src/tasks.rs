@@ -237,9 +237,9 @@ impl Publisher {
         }
     }
 
-    /// Keeps `ack` as the latest publish's. The `_async` publishes hand the event over at once
-    /// (to the ring, or to the backplane, which stores one topic's events in call order), so
-    /// only the latest ack is awaited, by [`finish`](Self::finish).
+    /// Keeps `ack` as the latest publish's. Publishes hand the event over at once (to the ring,
+    /// or to the backplane, which stores one topic's events in call order), so only the latest
+    /// ack is awaited, by [`finish`](Self::finish).
     fn sent(&self, ack: PublishAck) {
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(ack);
     }
@@ -253,7 +253,7 @@ impl Publisher {
         let task_id = self.task.id.clone();
         // A publish fails only once the topic is finished, which only this publisher does (or,
         // with a backplane, while Redis is down: the next update supersedes it).
-        let ack = self.job.topic().publish_with_async(Some(&key), move |seq| {
+        let ack = self.job.topic().publish_with(Some(&key), move |seq| {
             let mut v = json!(f);
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("sequence".into(), json!(seq));
@@ -270,7 +270,7 @@ impl Publisher {
         let ack = self
             .job
             .topic()
-            .publish_with_async(Some("task_progress"), move |seq| {
+            .publish_with(Some("task_progress"), move |seq| {
                 if let Some(obj) = v.as_object_mut() {
                     obj.insert("sequence".into(), json!(seq));
                 }
@@ -337,9 +337,12 @@ impl Publisher {
                 "models": models,
                 "failed": failed,
             });
-            let _ = job
-                .complete_async(Event::new().event("task_completed").json_owned(payload))
-                .await;
+            if let Err(e) = job
+                .complete(Event::new().event("task_completed").json_owned(payload))
+                .await
+            {
+                eprintln!("image-to-3d: task {}: cannot publish its end: {e}", task.id);
+            }
         } else {
             let payload = json!({
                 "sequence": sequence,
@@ -349,13 +352,12 @@ impl Publisher {
                 "error": format!("none of the {} files could be converted", files.len()),
                 "details": { "failed": failed },
             });
-            // `fail_with` through the backplane: the topic's `finish_async`, then the publisher is
-            // dropped (in memory the topic is finished by then; with a backplane its drop hands
-            // over a second finish, which every node refuses as already finished).
-            let _ = job
-                .topic()
-                .finish_async(Event::new().event("task_failed").json_owned(payload))
-                .await;
+            if let Err(e) = job
+                .fail_with(Event::new().event("task_failed").json_owned(payload))
+                .await
+            {
+                eprintln!("image-to-3d: task {}: cannot publish its end: {e}", task.id);
+            }
         }
     }
 }

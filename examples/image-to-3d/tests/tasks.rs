@@ -303,6 +303,10 @@ async fn resume_with_last_event_id_loses_and_repeats_nothing() {
         assert_eq!(completed, 3);
 
         // Resuming after the terminal event: 204, so that an EventSource stops reconnecting.
+        let end_id = all.last().unwrap().last_event_id.clone();
+        let end = open_stream(&base, &id, &token, Some(&end_id)).await;
+        assert_eq!(end.status(), 204);
+        // A hand-built bare sequence means the same position.
         let end = open_stream(&base, &id, &token, Some(&seqs.last().unwrap().to_string())).await;
         assert_eq!(end.status(), 204);
     })

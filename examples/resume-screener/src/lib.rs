@@ -299,7 +299,7 @@ impl ResumeScreener {
     }
 
     /// Publishes `progress` to the user's stream of `generation`. Called with the users lock
-    /// held, so updates leave in the order they were made: `publish_with_async` hands the event
+    /// held, so updates leave in the order they were made: `publish_with` hands the event
     /// over at once (to the ring, or to the backplane, which stores a topic's events in call
     /// order), from any thread; nobody waits for the ack, the next update supersedes a lost one.
     /// With a backplane the event's id is the plain sequence (the backplane replaces custom ids),
@@ -312,7 +312,7 @@ impl ResumeScreener {
                 return;
             }
         };
-        drop(topic.publish_with_async(Some(PROGRESS_KEY), |seq| {
+        drop(topic.publish_with(Some(PROGRESS_KEY), |seq| {
             Event::new()
                 .id(format!("{generation}-{seq}"))
                 .json(progress)
@@ -351,7 +351,7 @@ impl ResumeScreener {
                 "total": 0,
             });
             // Handed over at once; a finish fails only if the topic is already finished.
-            drop(topic.finish_async(Event::new().event("cleared").id(id).json(&data)));
+            drop(topic.finish(Event::new().event("cleared").id(id).json(&data)));
         }
         (slot.progress.is_some(), streams)
     }

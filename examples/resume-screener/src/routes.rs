@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde_json::json;
-use sse_axum::{LastEventId, SseResponse, SubscribeRejection};
+use sse_axum::LastEventId;
 use sse_core::hub::SubscribeOptions;
 
 use crate::auth::{self, ApiError};
@@ -119,10 +119,9 @@ async fn stream(
             .last_event_id(resume)
     };
     // Outside the users lock: with a backplane, this first brings the topic up to date.
-    let subscribed = app.hub().subscribe_async(options).await;
-    match subscribed {
-        Ok(sub) => SseResponse::new(sub).retry(RETRY).into_response(),
-        Err(e) => SubscribeRejection(e).into_response(),
+    match sse_axum::subscribe(app.hub(), options).await {
+        Ok(res) => res.retry(RETRY).into_response(),
+        Err(rejection) => rejection.into_response(),
     }
 }
 

@@ -3,15 +3,15 @@
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::StatusCode;
-use sse_core::body::FrameSource;
-use sse_core::http::{error_response_parts, publish_status, query_param};
+use http_body_util::BodyExt;
+use sse_core::http::{publish_status, query_param};
 use sse_core::hub::{PublishAck, PublishError, SubscribeOptions, Topic};
 use sse_core::{Event, Hub, SseBody, Subscription};
+use sse_hyper::SseResponseBody;
 use sse_redis::RedisBackplane;
 
 use super::{policy_name, Config};
@@ -84,51 +84,10 @@ impl Reply {
 }
 
 /// The response body of a stream.
-pub(crate) type Body = SseBody<Source>;
+pub(crate) type Body = SseBody<Subscription>;
 
 /// Most bytes coalesced into one chunk (one write).
 const MAX_CHUNK: usize = 64 << 10;
-/// Room for the frame that crosses [`MAX_CHUNK`], so that it does not grow the buffer.
-const SLACK: usize = 2 << 10;
-
-/// A [`Subscription`] as the body's frame source, with a buffer strategy for bursts.
-///
-/// `SseBody` appends ready frames to a `BytesMut` that starts empty for every chunk, so a
-/// burst grows it by doubling (about ten reallocations and copies for a 64 KiB chunk), and the
-/// empty buffer it keeps after handing a chunk out still pins that chunk's allocation until
-/// the next chunk. Here the buffer is sized once, after the first ready frame shows that a
-/// chunk is coming (an idle stream allocates nothing), and released when the body asks for the
-/// next chunk.
-pub(crate) struct Source(Subscription);
-
-impl FrameSource for Source {
-    fn poll_fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-        max: usize,
-    ) -> Poll<Option<usize>> {
-        if buf.is_empty() {
-            // Drop the reference to the previous chunk's allocation.
-            *buf = BytesMut::new();
-        }
-        // One frame (the body may have put its first frame in already): is a chunk coming?
-        let probe = buf.len() + 1;
-        let first = match self.0.poll_fill(cx, buf, probe) {
-            Poll::Ready(Some(n)) => n,
-            other => return other,
-        };
-        if buf.len() >= max {
-            return Poll::Ready(Some(first));
-        }
-        buf.reserve((max + SLACK).saturating_sub(buf.len()));
-        match self.0.poll_fill(cx, buf, max) {
-            Poll::Ready(Some(n)) => Poll::Ready(Some(first + n)),
-            // The end (if any) is reported on the next call.
-            Poll::Ready(None) | Poll::Pending => Poll::Ready(Some(first)),
-        }
-    }
-}
 
 /// The shared state of a server: the hub and the settings /stats reports.
 pub(crate) struct App {
@@ -204,17 +163,19 @@ impl App {
         let opts = SubscribeOptions::topic(topic)
             .last_event_id(last_event_id)
             .create_if_missing(true);
-        // In memory this is `Hub::subscribe`; with a backplane it first loads what this node
-        // lacks (503 when Redis is down and this node cannot serve the client's position).
-        match self.hub.subscribe_async(opts).await {
-            Ok(sub) => Reply::Stream(
-                SseBody::from_source(Source(sub))
-                    .heartbeat(Some(self.heartbeat))
-                    .max_chunk(MAX_CHUNK),
-            ),
-            Err(e) => {
-                let (status, _headers, body) = error_response_parts(&e);
-                Reply::text_or_empty(status, body)
+        // With a backplane, the subscribe first loads what this node lacks (503 when Redis is
+        // down and this node cannot serve the client's position).
+        let (parts, body) = sse_hyper::subscribe(&self.hub, opts).await.into_parts();
+        match body {
+            SseResponseBody::Stream(body) => {
+                Reply::Stream(body.heartbeat(Some(self.heartbeat)).max_chunk(MAX_CHUNK))
+            }
+            SseResponseBody::Full(full) => {
+                let body = match full.collect().await {
+                    Ok(c) => c.to_bytes(),
+                    Err(never) => match never {},
+                };
+                Reply::text_or_empty(parts.status, String::from_utf8_lossy(&body).into_owned())
             }
         }
     }
@@ -262,7 +223,8 @@ impl App {
                     None => e,
                 }
             });
-            if let Err(e) = res {
+            // In memory the ack is ready at once.
+            if let Err(e) = res.await {
                 return publish_error(&e, i, n);
             }
         }
@@ -286,13 +248,8 @@ impl App {
         };
         let data = format!("{{\"status\":\"{status}\"}}");
         let ev = Event::new().event(status).data(data);
-        let res = if self.backplane.is_some() {
-            // Stored in Redis (on every node's streams) before the answer.
-            topic.finish_async(ev).await
-        } else {
-            topic.finish(ev)
-        };
-        match res {
+        // With a backplane: stored in Redis (on every node's streams) before the answer.
+        match topic.finish(ev).await {
             Ok(id) => Reply::text(StatusCode::OK, id.to_string()),
             Err(PublishError::Finished) => Reply::text(
                 StatusCode::CONFLICT,
@@ -383,7 +340,7 @@ async fn publish_through_backplane(
         let buf = &mut payload;
         // `seq` is the backplane's placeholder: the sequence Redis assigns replaces it, so the
         // payload's `seq` equals the id here too.
-        acks.push_back(topic.publish_with_async(key, move |seq| {
+        acks.push_back(topic.publish_with(key, move |seq| {
             let buf: &mut String = buf;
             write_payload(buf, seq, size, pad);
             let buf: &String = buf;

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse, Responder, ResponseError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
-use sse_actix::{LastEventId, SseResponse, SubscribeRejection};
+use sse_actix::{LastEventId, SubscribeRejection};
 use sse_core::hub::{SubscribeError, SubscribeOptions};
 use sse_core::{Event, Frame};
 
@@ -18,7 +18,6 @@ use super::jobs::{
     ensure_user_topic, message, submit, user_topic, JobInput, JobKind, MediaRequest, SubmitError,
 };
 use super::sheet::CharacterRequest;
-use super::stream::{start_from_now_async, Prefixed};
 use super::util::is_hex_id;
 use super::Shared;
 
@@ -291,6 +290,11 @@ async fn sse_media(
 
 /// `GET /api/v1/sse/jobs/{character|media}/{jobId}`: `connected`, `initial_status` (new
 /// connections), then every `job_update` until the job ends. Unknown job or another user's: 404.
+///
+/// A new connection starts from now (the job's state is its `initial_status`); a reconnect
+/// resumes after its `Last-Event-ID`. A finished job that the hub has evicted still answers
+/// (the hub keeps its final state): a new client gets it and the stream ends, a reconnect after
+/// the final update gets 204.
 async fn sse_job(
     req: &HttpRequest,
     state: &Shared,
@@ -304,22 +308,17 @@ async fn sse_job(
     }
     let topic = kind.topic(&user, id);
     let fresh = last.is_none();
-    let cursor = match &last {
-        Some(id) => Some(id.clone()),
-        None => start_from_now_async(&state.hub, &topic).await,
-    };
-    let sub = match state
-        .hub
-        .subscribe_async(
-            SubscribeOptions::topic(&topic)
-                .user(&user)
-                .last_event_id(cursor),
-        )
-        .await
-    {
-        Ok(sub) => sub,
-        Err(SubscribeError::NotFound) => return evicted(req, state, kind, id, &user, fresh),
-        Err(e) => return Err(SubscribeRejection(e).into()),
+    let options = SubscribeOptions::topic(&topic)
+        .user(&user)
+        .last_event_id(last)
+        .from_now();
+    let stream = match sse_actix::subscribe(&state.hub, options).await {
+        Ok(stream) => stream,
+        // The API's JSON answer, for clients that are not an `EventSource`.
+        Err(SubscribeRejection(SubscribeError::NotFound)) => {
+            return Err(ApiError::job_not_found().into())
+        }
+        Err(e) => return Err(e.into()),
     };
     let mut prefix: Vec<Frame> = frame(&Event::new().json_owned(json!({
         "type": "connected",
@@ -334,42 +333,7 @@ async fn sse_job(
             prefix.extend(frame(&message("initial_status", &view)));
         }
     }
-    let body = Prefixed::new(prefix, sub).into_body(state.config.heartbeat);
-    Ok(SseResponse::from_body(body)
-        .respond_to(req)
-        .map_into_boxed_body())
-}
-
-/// A finished job whose topic the hub has evicted (after its finished TTL): a new client still
-/// gets its final state, with an id, and its reconnect gets 204 so that `EventSource` stops.
-fn evicted(
-    req: &HttpRequest,
-    state: &Shared,
-    kind: JobKind,
-    id: &str,
-    user: &str,
-    fresh: bool,
-) -> Reply {
-    let view = state
-        .jobs
-        .get(id, Some(kind), user)
-        .filter(super::jobs::JobView::is_finished)
-        .ok_or_else(ApiError::job_not_found)?;
-    if !fresh {
-        return Ok(HttpResponse::NoContent().finish());
-    }
-    let events = [
-        Event::new().json_owned(json!({
-            "type": "connected",
-            "jobId": id,
-            "message": "Connected to job status stream",
-        })),
-        message("initial_status", &view),
-        message("job_update", &view).id("final"),
-    ];
-    Ok(SseResponse::from_stream(futures_util::stream::iter(events))
-        .respond_to(req)
-        .map_into_boxed_body())
+    Ok(stream.prefix(prefix).respond_to(req).map_into_boxed_body())
 }
 
 /// `GET /api/v1/sse/jobs/my`: every job of the user on one connection.
@@ -377,25 +341,17 @@ fn evicted(
 /// One per-user topic (`user:{name}`) carries a copy of every `job_update` of the user's jobs,
 /// so jobs created after the connection opened appear on it too (a multi-topic subscription
 /// would be fixed to the jobs that existed when it started, and would end once they all had).
-/// Its ids are plain sequence numbers, so `Last-Event-ID` resumes it exactly.
+/// `Last-Event-ID` resumes it exactly.
 async fn sse_my(req: HttpRequest, state: State, last: LastEventId) -> Reply {
     let user = auth(&state, &req)?;
     let topic = ensure_user_topic(&state, &user)
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let fresh = last.0.is_none();
-    let cursor = match last.0 {
-        Some(id) => Some(id),
-        None => start_from_now_async(&state.hub, topic.name()).await,
-    };
-    let sub = state
-        .hub
-        .subscribe_async(
-            SubscribeOptions::topic(topic.name())
-                .user(&user)
-                .last_event_id(cursor),
-        )
-        .await
-        .map_err(SubscribeRejection)?;
+    let options = SubscribeOptions::topic(topic.name())
+        .user(&user)
+        .last_event_id(last.0)
+        .from_now();
+    let stream = sse_actix::subscribe(&state.hub, options).await?;
     let jobs = state.jobs.of_user(&user);
     let mut prefix: Vec<Frame> = frame(&Event::new().json_owned(json!({
         "type": "connected",
@@ -411,10 +367,7 @@ async fn sse_my(req: HttpRequest, state: State, last: LastEventId) -> Reply {
                 .filter_map(|j| frame(&message("initial_status", j))),
         );
     }
-    let body = Prefixed::new(prefix, sub).into_body(state.config.heartbeat);
-    Ok(SseResponse::from_body(body)
-        .respond_to(&req)
-        .map_into_boxed_body())
+    Ok(stream.prefix(prefix).respond_to(&req).map_into_boxed_body())
 }
 
 /// `GET /api/v1/sse/connections/status`: connection and job counts; with a token, also the

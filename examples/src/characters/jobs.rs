@@ -311,8 +311,8 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    /// Publishes a non-final update. The `_async` calls hand the event over at once (to the
-    /// local ring, or to the backplane's writer) from any thread, the blocking pool included;
+    /// Publishes a non-final update. Publishing hands the event over at once (to the local
+    /// ring, or to the backplane's writer) from any thread, the blocking pool included;
     /// nobody waits for the ack: a publish fails only when the topic was finished or evicted
     /// (nobody can listen then) or while Redis is down (the next update supersedes it).
     fn publish(&self, view: &JobView) {
@@ -323,17 +323,14 @@ impl Reporter {
         let Some(p) = publisher.as_ref() else {
             return; // already finished
         };
-        drop(
-            p.topic()
-                .publish_keyed_async("status", message("job_update", view)),
-        );
+        drop(p.event_keyed("status", message("job_update", view)));
         drop(publisher);
         self.publish_to_owner(view);
     }
 
     fn publish_to_owner(&self, view: &JobView) {
         if let Ok(t) = ensure_user_topic(&self.shared, &self.owner) {
-            drop(t.publish_keyed_async(&self.id, message("job_update", view)));
+            drop(t.publish_keyed(&self.id, message("job_update", view)));
         }
     }
 
@@ -348,7 +345,7 @@ impl Reporter {
         let Some(p) = publisher else {
             return; // already finished
         };
-        if let Err(e) = p.complete_async(message("job_update", view)).await {
+        if let Err(e) = p.complete(message("job_update", view)).await {
             eprintln!("characters: job {}: cannot finish its stream: {e}", self.id);
         }
         self.publish_to_owner(view);

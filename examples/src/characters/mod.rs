@@ -71,9 +71,9 @@
 //!
 //! With `BACKPLANE=redis://HOST:PORT` in the environment ([`sse_redis::hub_builder_from_env`]),
 //! `serve` connects to that Redis first (and fails if it cannot) and the app is a node of a
-//! cluster: updates are published with the hub's `_async` calls and streams opened with
-//! `subscribe_async`, so a job's stream and the `/my` stream can be read on any node, with the
-//! same ids everywhere. Job topics are named `{kind}:{owner}/{id}`, so a node that learns of a
+//! cluster: updates are published through the backplane and every subscribe first brings the
+//! node's copy of the topic up to date, so a job's stream and the `/my` stream can be read on
+//! any node, with the same ids everywhere. Job topics are named `{kind}:{owner}/{id}`, so a node that learns of a
 //! topic from Redis knows its owner. The job store (polling, `initial_status`, images) and the
 //! issued login tokens stay on the node that made them; the preset tokens work everywhere.
 //!
@@ -88,7 +88,6 @@ mod auth;
 mod handlers;
 pub mod jobs;
 pub mod sheet;
-pub mod stream;
 pub mod util;
 
 use std::future::Future;

@@ -85,11 +85,11 @@ pub(crate) fn task_topic(job_id: &str) -> String {
 /// [`Reporter::failed`] (the worker panicked or never ran), both topics end with an error, so no
 /// client waits forever.
 ///
-/// It publishes with the hub's `_async` calls, which hand each event over at once (to the ring,
-/// or to the backplane, which stores one topic's events in call order) from any thread: the
-/// worker runs on the blocking pool, where the synchronous calls would fail with a backplane.
-/// Nobody waits for the acks but the task topic's terminal event, whose `sequence` follows the
-/// latest one's.
+/// Its progress events are handed over at once (to the ring, or to the backplane, which stores
+/// one topic's events in call order) from any thread, the worker's blocking-pool thread
+/// included; nobody waits for their acks. The terminal events are published from async code
+/// ([`Reporter::completed`], [`Reporter::failed`]), which awaits the task topic's latest ack:
+/// the terminal event's `sequence` follows it.
 pub(crate) struct Reporter {
     job: Option<JobPublisher>,
     task: Topic,
@@ -134,8 +134,8 @@ impl Reporter {
         let Some(job) = &self.job else { return };
         let event = Event::new().event(name).json_owned(data);
         let ack = match key {
-            Some(k) => job.topic().publish_keyed_async(k, event),
-            None => job.event_async(event),
+            Some(k) => job.event_keyed(k, event),
+            None => job.event(event),
         };
         self.check(name, ack);
     }
@@ -153,28 +153,43 @@ impl Reporter {
     }
 
     /// The sequence of the next event on the task topic, which only this reporter publishes to:
-    /// the one after the latest publish's, waited for if the backplane has not answered yet
-    /// (from a thread of its own, outside the runtime; the caller is a blocking-pool thread).
-    fn next_task_seq(&self) -> u64 {
-        let last = self
-            .last_task
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let prev = match last {
+    /// the one after the latest publish's, awaited if the backplane has not answered yet.
+    async fn next_task_seq(&self) -> u64 {
+        let prev = match self.take_last_task() {
             Some(Sent::Stored(seq)) => Some(seq),
-            Some(Sent::Pending(ack)) => tokio::runtime::Handle::try_current().ok().and_then(|rt| {
-                std::thread::scope(|s| s.spawn(move || rt.block_on(ack)).join().ok())
-                    .and_then(Result::ok)
-            }),
+            Some(Sent::Pending(ack)) => ack.await.ok(),
             Some(Sent::Failed) | None => None,
         };
         prev.unwrap_or_else(|| self.task.last_seq()) + 1
     }
 
+    /// [`next_task_seq`](Self::next_task_seq) on a thread without a Tokio runtime.
+    fn blocking_next_task_seq(&self) -> u64 {
+        let prev = match self.take_last_task() {
+            Some(Sent::Stored(seq)) => Some(seq),
+            Some(Sent::Pending(ack)) => ack.blocking_wait().ok(),
+            Some(Sent::Failed) | None => None,
+        };
+        prev.unwrap_or_else(|| self.task.last_seq()) + 1
+    }
+
+    fn take_last_task(&self) -> Option<Sent> {
+        self.last_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Reports a terminal publish that failed.
+    fn report(&self, name: &str, result: Result<u64, PublishError>) {
+        if let Err(e) = result {
+            eprintln!("pdf-ocr: {}: cannot publish {name}: {e}", self.job_id);
+        }
+    }
+
     /// Publishes on the task topic an event whose `sequence` equals its SSE id.
     fn publish_task(&self, key: Option<&str>, name: &'static str, data: Value) {
-        let ack = self.task.publish_with_async(key, |seq| {
+        let ack = self.task.publish_with(key, |seq| {
             let mut data = data;
             data["sequence"] = json!(seq);
             Event::new().event(name).json_owned(data)
@@ -294,15 +309,15 @@ impl Reporter {
     }
 
     /// Finishes both topics with the book.
-    pub(crate) fn completed(mut self, book: &Book) {
+    pub(crate) async fn completed(mut self, book: &Book) {
         let total = book.pages.len();
         let message = "Upload completed successfully!";
         self.task_progress(100, total, total, message);
         // Only this reporter publishes on the task topic, so the next sequence is known.
-        let seq = self.next_task_seq();
+        let seq = self.next_task_seq().await;
         let ack = self
             .task
-            .finish_async(Event::new().event("task_completed").json_owned(json!({
+            .finish(Event::new().event("task_completed").json_owned(json!({
                 "task_id": self.job_id,
                 "job_id": self.job_id,
                 "result": {
@@ -313,7 +328,7 @@ impl Reporter {
                 },
                 "sequence": seq,
             })));
-        self.check("task_completed", ack);
+        self.report("task_completed", ack.await);
         if let Some(job) = self.job.take() {
             let data = json!({
                 "book_id": book.id,
@@ -325,47 +340,72 @@ impl Reporter {
                 "extracted_chars": book.extracted_chars(),
                 "job_id": self.job_id,
             });
-            // `complete` through the backplane: the topic's `finish_async`, then the publisher
-            // is dropped (in memory the topic is finished by then; with a backplane its drop
-            // hands over a second finish, which every node refuses as already finished).
-            let ack = job
-                .topic()
-                .finish_async(Event::new().event("completed").json_owned(data));
-            self.check("completed", ack);
+            let ack = job.complete(Event::new().event("completed").json_owned(data));
+            self.report("completed", ack.await);
         }
     }
 
     /// Finishes both topics with `err`.
-    pub(crate) fn failed(mut self, err: &JobError) {
-        self.fail_topics(err);
+    pub(crate) async fn failed(mut self, err: &JobError) {
+        let seq = if self.task.is_finished() {
+            None
+        } else {
+            Some(self.next_task_seq().await)
+        };
+        let [task, job] = self.fail_topics(err, seq);
+        if let Some(ack) = task {
+            self.report("task_failed", ack.await);
+        }
+        if let Some(ack) = job {
+            self.report("error", ack.await);
+        }
     }
 
-    fn fail_topics(&mut self, err: &JobError) {
-        if !self.task.is_finished() {
-            let seq = self.next_task_seq();
-            drop(
-                self.task
-                    .finish_async(Event::new().event("task_failed").json_owned(json!({
-                        "task_id": self.job_id,
-                        "error": err.error,
-                        "details": { "message": err.details, "status": err.status.as_u16() },
-                        "sequence": seq,
-                    }))),
-            );
-        }
-        if let Some(job) = self.job.take() {
-            let ack = job.topic().finish_async(err.event(Some(&self.job_id)));
-            self.check("error", ack);
-        }
+    /// Hands over the failure events: `task_failed` with sequence `seq` on the task topic (if
+    /// it is still open), `error` on the job topic (if this reporter still holds the job).
+    fn fail_topics(&mut self, err: &JobError, seq: Option<u64>) -> [Option<PublishAck>; 2] {
+        let task = seq.map(|seq| {
+            self.task
+                .finish(Event::new().event("task_failed").json_owned(json!({
+                    "task_id": self.job_id,
+                    "error": err.error,
+                    "details": { "message": err.details, "status": err.status.as_u16() },
+                    "sequence": seq,
+                })))
+        });
+        let job = self
+            .job
+            .take()
+            .map(|job| job.fail_with(err.event(Some(&self.job_id))));
+        [task, job]
     }
 }
 
 impl Drop for Reporter {
+    /// Not finished (the worker panicked, or its future was dropped): both topics end with an
+    /// error, awaited on the runtime if there is one, else waited for here.
     fn drop(&mut self) {
-        if self.job.is_some() {
-            self.fail_topics(&JobError::internal(
-                "the worker ended without finishing the job",
-            ));
+        let Some(job) = self.job.take() else { return };
+        let err = JobError::internal("the worker ended without finishing the job");
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let rest = Reporter {
+                job: Some(job),
+                task: self.task.clone(),
+                last_task: Mutex::new(self.take_last_task()),
+                job_id: std::mem::take(&mut self.job_id),
+                started: self.started,
+            };
+            rt.spawn(async move { rest.failed(&err).await });
+            return;
+        }
+        self.job = Some(job);
+        let seq = (!self.task.is_finished()).then(|| self.blocking_next_task_seq());
+        let [task, job] = self.fail_topics(&err, seq);
+        if let Some(ack) = task {
+            self.report("task_failed", ack.blocking_wait());
+        }
+        if let Some(ack) = job {
+            self.report("error", ack.blocking_wait());
         }
     }
 }
@@ -430,12 +470,14 @@ pub(crate) async fn drive(
                 Ok(p) => p,
                 Err(_) => {
                     let err = JobError::internal("the worker pool is closed");
-                    reporter.failed(&err);
+                    reporter.failed(&err).await;
                     return Err(err);
                 }
             }
         }
     };
+    // The reporter comes back from the worker, so that the terminal events are published (and
+    // their acks awaited) here; if the worker is lost, its drop fails the job.
     let worker = tokio::task::spawn_blocking(move || {
         let result =
             std::panic::catch_unwind(AssertUnwindSafe(|| process(&app, &reporter, input, owner)))
@@ -447,19 +489,21 @@ pub(crate) async fn drive(
                         .unwrap_or_else(|| "unknown panic".to_owned());
                     Err(JobError::internal(format!("the worker panicked: {what}")))
                 });
-        // Free the worker and the pending slot before the end is announced, so that a client
-        // that sees it can upload again at once.
-        drop(permit);
-        drop(slot);
-        match &result {
-            Ok(book) => reporter.completed(book),
-            Err(err) => reporter.failed(err),
-        }
-        result
+        (result, reporter)
     });
-    worker
-        .await
-        .unwrap_or_else(|e| Err(JobError::internal(format!("the worker failed: {e}"))))
+    let (result, reporter) = match worker.await {
+        Ok(done) => done,
+        Err(e) => return Err(JobError::internal(format!("the worker failed: {e}"))),
+    };
+    // Free the worker and the pending slot before the end is announced, so that a client that
+    // sees it can upload again at once.
+    drop(permit);
+    drop(slot);
+    match &result {
+        Ok(book) => reporter.completed(book).await,
+        Err(err) => reporter.failed(err).await,
+    }
+    result
 }
 
 /// The blocking part: parse, then each page with the engine, then store the book.

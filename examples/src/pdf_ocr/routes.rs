@@ -6,7 +6,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
-use sse_axum::{LastEventId, SseResponse, SubscribeRejection};
+use sse_axum::{LastEventId, SubscribeRejection};
 use sse_core::hub::SubscribeOptions;
 
 use super::error::JobError;
@@ -56,10 +56,9 @@ async fn stream(app: &PdfOcr, topic: String, user: String, last: Option<String>)
     let options = SubscribeOptions::topic(topic)
         .user(user)
         .last_event_id(Some(last));
-    match app.hub().subscribe_async(options).await {
-        Ok(sub) => SseResponse::new(sub).into_response(),
-        Err(e) => SubscribeRejection(e).into_response(),
-    }
+    sse_axum::subscribe(app.hub(), options)
+        .await
+        .into_response()
 }
 
 /// `GET /api/books/jobs/{job_id}/events`: the job's events after `Last-Event-ID`.

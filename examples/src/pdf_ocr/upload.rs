@@ -5,7 +5,7 @@ use axum::extract::{Multipart, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use sse_axum::{Negotiate, SseResponse};
+use sse_axum::{Negotiate, SubscribeRejection};
 use sse_core::hub::SubscribeOptions;
 
 use super::error::JobError;
@@ -81,22 +81,22 @@ pub(crate) async fn upload(
     if sse {
         // Subscribe before anything is published: the response carries every event.
         let options = SubscribeOptions::topic(job_id.clone()).user(user.clone());
-        let subscription = match app.hub().subscribe_async(options).await {
+        let stream = match sse_axum::subscribe(app.hub(), options).await {
             Ok(s) => s,
-            Err(e) => {
+            Err(SubscribeRejection(e)) => {
                 let err = JobError::new(
                     sse_core::http::status_for(&e),
                     "Cannot stream the job",
                     e.to_string(),
                 );
-                reporter.failed(&err);
+                reporter.failed(&err).await;
                 return err.respond(true);
             }
         };
         reporter.received(&input);
         // Detached: the job goes on if the client leaves, so that it can re-attach.
         tokio::spawn(job::drive(app, reporter, input, user, slot));
-        let mut res = SseResponse::new(subscription).into_response();
+        let mut res = stream.into_response();
         if let Some(v) = job_header {
             res.headers_mut().insert("x-job-id", v);
         }

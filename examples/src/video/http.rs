@@ -12,15 +12,14 @@ use hyper::body::{Frame as BodyFrame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
-use sse_core::http::{query_param, StreamHeaders};
-use sse_core::hub::{SubscribeError, SubscribeOptions};
+use sse_core::http::query_param;
+use sse_core::hub::SubscribeOptions;
 use sse_core::Event;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::ffmpeg::{self, ToolError};
 use super::jobs::{self, GenerateParams, JobView, Source};
 use super::Shared;
-use crate::characters::stream::{start_from_now_async, Prefixed};
 use crate::characters::util::is_hex_id;
 
 /// The one response body type of the app.
@@ -101,69 +100,39 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Res {
 
 /// `GET /jobs/{id}/stream`: `status` (new connections), then `progress` events, then
 /// `complete` or `error`, after which the stream ends.
+///
+/// A new connection starts from now (the job's state is its `status`); a reconnect resumes
+/// after its `Last-Event-ID`. A finished job that the hub has evicted still answers (the hub
+/// keeps its final state): a new client gets it and the stream ends, a reconnect after the
+/// terminal event gets 204.
 async fn stream(shared: &Shared, req: &Request<Incoming>, id: &str) -> Res {
     if !is_hex_id(id, 8) {
         return error(StatusCode::NOT_FOUND, "job not found");
     }
-    let topic = jobs::topic(id);
     let last = sse_hyper::last_event_id(req);
     let fresh = last.is_none();
-    let cursor = match last {
-        Some(id) => Some(id),
-        None => start_from_now_async(&shared.hub, &topic).await,
-    };
-    match shared
-        .hub
-        .subscribe_async(SubscribeOptions::topic(&topic).last_event_id(cursor))
-        .await
-    {
-        Ok(sub) => {
-            let mut prefix = Vec::new();
-            if fresh {
-                // Read after subscribing: nothing published since can be missing from it.
-                if let Some(view) = shared.jobs.get(id) {
-                    prefix.extend(status_event(&view).encode().ok());
-                }
-            }
-            let body = Prefixed::new(prefix, sub).into_body(shared.config.heartbeat);
-            boxed(sse_hyper::body_response(body, &StreamHeaders::default()))
-        }
-        Err(SubscribeError::NotFound) => evicted(shared, id, fresh),
-        Err(e) => boxed(sse_hyper::rejection(&e)),
+    let options = SubscribeOptions::topic(jobs::topic(id))
+        .last_event_id(last)
+        .from_now();
+    let res = sse_hyper::subscribe(&shared.hub, options).await;
+    if res.status() == StatusCode::NOT_FOUND {
+        // The app's JSON answer, as for every other unknown job.
+        return error(StatusCode::NOT_FOUND, "job not found");
     }
+    let mut prefix = Vec::new();
+    if fresh {
+        // Read after subscribing: nothing published since can be missing from it.
+        if let Some(view) = shared.jobs.get(id) {
+            prefix.extend(status_event(&view).encode().ok());
+        }
+    }
+    boxed(res.map(|body| body.prefix(prefix)))
 }
 
 fn status_event(view: &JobView) -> Event<'static> {
     Event::new()
         .event("status")
         .json_owned(view.status_payload())
-}
-
-/// A finished job whose topic the hub evicted: its final state once (with an id, so that the
-/// browser's reconnect gets 204 and stops).
-fn evicted(shared: &Shared, id: &str, fresh: bool) -> Res {
-    let Some(view) = shared
-        .jobs
-        .get(id)
-        .filter(|v| matches!(v.status, "completed" | "failed"))
-    else {
-        return error(StatusCode::NOT_FOUND, "job not found");
-    };
-    if !fresh {
-        return boxed(sse_hyper::rejection(&SubscribeError::Finished));
-    }
-    let last = if view.status == "completed" {
-        Event::new().event("complete")
-    } else {
-        Event::new().event("error")
-    };
-    let events = [
-        status_event(&view),
-        last.json_owned(view.status_payload()).id("final"),
-    ];
-    boxed(sse_hyper::stream_response(futures_util::stream::iter(
-        events,
-    )))
 }
 
 /// `GET /files/{id}/{name}`: a job's output (or its generated source), streamed from disk.

@@ -195,9 +195,15 @@ impl Reporter {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Overall percent after `done` units of work plus `fraction` of the next.
+    /// Overall percent after `done` units of work plus `fraction` of the next: below 100 while
+    /// work remains, 100 once every unit is done, so that the last `progress` event (before the
+    /// terminal `complete`) says 100 — seed 003's tracker moves its bar on `progress` only.
     fn overall(&self, done: usize, fraction: f64) -> u8 {
-        let pct = (done as f64 + fraction) / self.units.max(1) as f64 * 100.0;
+        let units = self.units.max(1);
+        if done >= units {
+            return 100;
+        }
+        let pct = (done as f64 + fraction) / units as f64 * 100.0;
         (pct.floor() as u8).min(99)
     }
 
@@ -216,7 +222,7 @@ impl Reporter {
         if let Some(p) = self.publisher().as_ref() {
             // Handed over at once (to the ring, or to the backplane's writer); nobody waits for
             // the ack: the next update supersedes a lost one.
-            drop(p.topic().publish_keyed_async(
+            drop(p.event_keyed(
                 key,
                 Event::new().event("progress").json_owned(json!({
                     "jobId": self.id,
@@ -258,7 +264,7 @@ impl Reporter {
         }));
         let publisher = self.publisher().take();
         if let Some(p) = publisher {
-            if let Err(e) = p.complete_async(event).await {
+            if let Err(e) = p.complete(event).await {
                 eprintln!("video: job {}: cannot finish its stream: {e}", self.id);
             }
         }
@@ -283,10 +289,7 @@ impl Reporter {
         }));
         let publisher = self.publisher().take();
         if let Some(p) = publisher {
-            // `fail_with` through the backplane: the topic's `finish_async`, then the publisher
-            // is dropped (in memory the topic is finished by then; with a backplane its drop
-            // hands over a second finish, which every node refuses as already finished).
-            if let Err(e) = p.topic().finish_async(event).await {
+            if let Err(e) = p.fail_with(event).await {
                 eprintln!("video: job {}: cannot finish its stream: {e}", self.id);
             }
         }

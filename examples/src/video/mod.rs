@@ -13,9 +13,9 @@
 //! resolves.
 //!
 //! With `BACKPLANE=redis://HOST:PORT` in the environment ([`sse_redis::hub_builder_from_env`]),
-//! the app connects to that Redis first and is a node of a cluster: progress is published with
-//! the hub's `_async` calls and streams opened with `subscribe_async`, so a job created on one
-//! node can be streamed on any other (with `Last-Event-ID`, or from now), with the same ids. The
+//! the app connects to that Redis first and is a node of a cluster: progress is published
+//! through the backplane and every subscribe first brings the node's copy of the topic up to
+//! date, so a job created on one node can be streamed on any other (with `Last-Event-ID`, or from now), with the same ids. The
 //! job store (`GET /jobs/{id}`, the first `status` event, the files) stays on the node that ran
 //! the job.
 //!

@@ -175,18 +175,30 @@ pub fn payload(e: &DecodedEvent) -> Value {
     serde_json::from_str(&e.data).unwrap_or_else(|err| panic!("bad JSON {:?}: {err}", e.data))
 }
 
-/// Checks that every payload's `sequence` equals its SSE id, and that they increase.
+/// Checks that every payload's `sequence` equals the sequence of its SSE id (`INCARNATION:SEQ`,
+/// one incarnation for the whole task), and that they increase.
 pub fn check_sequences(events: &[DecodedEvent]) -> Vec<u64> {
     let mut seqs = Vec::new();
+    let mut incarnation: Option<&str> = None;
     for e in events {
         let p = payload(e);
         let seq = p["sequence"]
             .as_u64()
             .unwrap_or_else(|| panic!("no sequence in {p}"));
+        let (inc, id_seq) = e
+            .last_event_id
+            .rsplit_once(':')
+            .unwrap_or_else(|| panic!("SSE id {:?} is not INCARNATION:SEQ", e.last_event_id));
+        assert!(!inc.is_empty(), "an incarnation in {:?}", e.last_event_id);
+        assert_eq!(
+            *incarnation.get_or_insert(inc),
+            inc,
+            "one incarnation per task"
+        );
         assert_eq!(
             seq.to_string(),
-            e.last_event_id,
-            "sequence == SSE id in {}",
+            id_seq,
+            "sequence == SSE id's sequence in {}",
             e.event
         );
         if let Some(prev) = seqs.last() {
