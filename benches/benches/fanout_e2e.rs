@@ -729,7 +729,7 @@ impl Client {
                 d.feed(b);
                 while let Some(ev) = d.next_event() {
                     let (seq, ts) = seq_ts(ev.data.as_bytes());
-                    on_event(ev.last_event_id.parse().unwrap_or(0), seq, ts);
+                    on_event(id_seq(ev.last_event_id.as_bytes()).unwrap_or(0), seq, ts);
                 }
             }
             Parser::Fast(f) => f.feed(b, &mut on_event)?,
@@ -746,6 +746,19 @@ fn seq_ts(data: &[u8]) -> (Option<u64>, Option<u64>) {
     let (seq, rest) = digits(rest);
     let ts = rest.strip_prefix(b",\"ts\":").and_then(|r| digits(r).0);
     (seq, ts)
+}
+
+/// The sequence number of an SSE id: the hub's `INCARNATION:SEQ` (the part after the last `:`)
+/// or a bare number (the baseline's).
+fn id_seq(id: &[u8]) -> Option<u64> {
+    let tail = match memchr::memrchr(b':', id) {
+        Some(i) => &id[i + 1..],
+        None => id,
+    };
+    match digits(tail) {
+        (Some(v), []) => Some(v),
+        _ => None,
+    }
 }
 
 /// The unsigned integer at the start of `b` (at most 19 digits), and what follows it.
@@ -822,7 +835,7 @@ impl FastParser {
             self.has_data = true;
         } else if let Some(v) = line.strip_prefix(b"id:") {
             let v = v.strip_prefix(b" ").unwrap_or(v);
-            self.last_id = digits(v).0.unwrap_or(0);
+            self.last_id = id_seq(v).unwrap_or(0);
         }
     }
 }

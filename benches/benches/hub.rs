@@ -68,12 +68,16 @@ fn fan_out(c: &mut Criterion) {
             .topic_config(TopicConfig::default().history_len(64))
             .build();
         let topic = hub.topic("job").unwrap();
-        let mut subscriptions: Vec<_> = (0..subs).map(|_| hub.subscribe("job").unwrap()).collect();
+        // Criterion runs on a plain thread: the blocking forms of the API.
+        let mut subscriptions: Vec<_> = (0..subs)
+            .map(|_| hub.blocking_subscribe("job").unwrap())
+            .collect();
         let mut buf = BytesMut::with_capacity(64 * 1024);
         g.bench_with_input(BenchmarkId::new("sse-core hub", subs), &subs, |b, _| {
             b.iter(|| {
                 topic
                     .publish(Event::new().event("progress").json(&p))
+                    .blocking_wait()
                     .unwrap();
                 for s in &mut subscriptions {
                     let r = s.poll_fill(&mut cx, &mut buf, 64 * 1024);
@@ -119,10 +123,14 @@ fn idle_memory(_: &mut Criterion) {
     let hub = Hub::new();
     hub.topic("job").unwrap();
     // Warm the registry and the topic's slot vector once, so the measurement is per subscription.
-    let warm: Vec<_> = (0..N).map(|_| hub.subscribe("job").unwrap()).collect();
+    let warm: Vec<_> = (0..N)
+        .map(|_| hub.blocking_subscribe("job").unwrap())
+        .collect();
     drop(warm);
     let before = ALLOCATED.load(Ordering::Relaxed);
-    let subs: Vec<_> = (0..N).map(|_| hub.subscribe("job").unwrap()).collect();
+    let subs: Vec<_> = (0..N)
+        .map(|_| hub.blocking_subscribe("job").unwrap())
+        .collect();
     let after = ALLOCATED.load(Ordering::Relaxed);
     let vec_bytes = (N * std::mem::size_of::<sse_core::Subscription>()) as isize;
     let per_sub = (after - before) as f64 / N as f64;
@@ -163,9 +171,10 @@ fn idle_heartbeats(_: &mut Criterion) {
         let waker = futures_util::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         let before = ALLOCATED.load(Ordering::Relaxed);
-        let mut bodies: Vec<_> = (0..N)
-            .map(|_| sse_core::SseBody::new(hub.subscribe("idle").unwrap()))
-            .collect();
+        let mut bodies = Vec::with_capacity(N);
+        for _ in 0..N {
+            bodies.push(sse_core::SseBody::new(hub.subscribe("idle").await.unwrap()));
+        }
         // The first poll sends `: ok`; the second finds nothing and arms the heartbeat timer.
         for b in &mut bodies {
             let _ = b.poll_chunk(&mut cx);

@@ -133,7 +133,7 @@ async fn graceful_shutdown_with_open_streams() {
         r.chunk(PROMPT).await.unwrap();
         readers.push(r);
     }
-    topic.publish(Event::new().data("before")).unwrap();
+    topic.publish(Event::new().data("before")).await.unwrap();
     for r in &mut readers {
         assert_eq!(r.events(1, PROMPT).await[0].data, "before");
     }

@@ -31,12 +31,15 @@ async fn headers_first_byte_then_events_in_order() {
     assert!(started.elapsed() < PROMPT);
 
     for i in 1..=3 {
-        topic.publish(Event::new().data(format!("e{i}"))).unwrap();
+        topic
+            .publish(Event::new().data(format!("e{i}")))
+            .await
+            .unwrap();
     }
     let evs = r.events(3, PROMPT).await;
     assert_eq!(
         ids_data(&evs),
-        [("1", "e1"), ("2", "e2"), ("3", "e3")].map(|(a, b)| (a.to_owned(), b.to_owned()))
+        [(1, "e1"), (2, "e2"), (3, "e3")].map(|(a, b)| (topic.event_id(a), b.to_owned()))
     );
     server.stop().await;
 }
@@ -48,46 +51,53 @@ async fn resume_with_last_event_id_header_and_query_then_terminal_and_204() {
     let server = start(&hub, false);
     let pairs = |v: &[(u64, &str)]| -> Vec<(String, String)> {
         v.iter()
-            .map(|(i, d)| (i.to_string(), d.to_string()))
+            .map(|(i, d)| (topic.event_id(*i), d.to_string()))
             .collect()
     };
 
     let mut r = Reader::open(&server.url("/events/r"), &[]).await;
     for i in 1..=5 {
-        topic.publish(Event::new().data(format!("e{i}"))).unwrap();
+        topic
+            .publish(Event::new().data(format!("e{i}")))
+            .await
+            .unwrap();
     }
     let evs = r.events(5, PROMPT).await;
-    assert_eq!(evs.last().unwrap().last_event_id, "5");
+    assert_eq!(evs.last().unwrap().last_event_id, topic.event_id(5));
     drop(r);
 
     // Published while the client was away.
-    topic.publish(Event::new().data("e6")).unwrap();
-    topic.publish(Event::new().data("e7")).unwrap();
+    topic.publish(Event::new().data("e6")).await.unwrap();
+    topic.publish(Event::new().data("e7")).await.unwrap();
 
     // Header: exactly the missed events, then live ones.
-    let mut r = Reader::open(&server.url("/events/r"), &[("last-event-id", "5")]).await;
+    let id5 = topic.event_id(5);
+    let mut r = Reader::open(&server.url("/events/r"), &[("last-event-id", &id5)]).await;
     let evs = r.events(2, PROMPT).await;
     assert_eq!(ids_data(&evs), pairs(&[(6, "e6"), (7, "e7")]));
-    topic.publish(Event::new().data("e8")).unwrap();
+    topic.publish(Event::new().data("e8")).await.unwrap();
     let evs = r.events(1, PROMPT).await;
     assert_eq!(ids_data(&evs), pairs(&[(8, "e8")]));
     drop(r);
 
-    topic.publish(Event::new().data("e9")).unwrap();
+    topic.publish(Event::new().data("e9")).await.unwrap();
 
     // Query parameter (plain EventSource): same, then the terminal event ends the body.
-    let mut r = Reader::open(&server.url("/events/r?lastEventId=8"), &[]).await;
+    let url = server.url(&format!("/events/r?lastEventId={}", topic.event_id(8)));
+    let mut r = Reader::open(&url, &[]).await;
     let evs = r.events(1, PROMPT).await;
     assert_eq!(ids_data(&evs), pairs(&[(9, "e9")]));
     topic
         .finish(Event::new().event("completed").data("done"))
+        .await
         .unwrap();
     let evs = r.read_to_end(PROMPT).await;
     assert_eq!(ids_data(&evs), pairs(&[(10, "done")]));
     assert_eq!(evs[0].event, "completed");
 
     // The client has the terminal event: 204, no body (EventSource stops reconnecting).
-    let resp = get(&server.url("/events/r"), &[("last-event-id", "10")]).await;
+    let id10 = topic.event_id(10);
+    let resp = get(&server.url("/events/r"), &[("last-event-id", &id10)]).await;
     assert_eq!(resp.status(), 204);
     assert!(resp.bytes().await.unwrap().is_empty());
 
@@ -108,7 +118,10 @@ async fn a_burst_is_coalesced_and_a_lone_event_is_prompt() {
     let before = r.chunks.len();
 
     for i in 0..100 {
-        topic.publish(Event::new().data(i.to_string())).unwrap();
+        topic
+            .publish(Event::new().data(i.to_string()))
+            .await
+            .unwrap();
     }
     let evs = r.events(100, Duration::from_secs(5)).await;
     let data: Vec<String> = evs.iter().map(|e| e.data.clone()).collect();
@@ -118,7 +131,7 @@ async fn a_burst_is_coalesced_and_a_lone_event_is_prompt() {
 
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t0 = Instant::now();
-    topic.publish(Event::new().data("lone")).unwrap();
+    topic.publish(Event::new().data("lone")).await.unwrap();
     let evs = r.events(1, PROMPT).await;
     assert_eq!(evs[0].data, "lone");
     assert!(
@@ -145,13 +158,15 @@ async fn compress_middleware_leaves_the_stream_alone() {
     let mut r = Reader::new(resp);
     assert_eq!(&r.chunk(PROMPT).await.unwrap()[..], b": ok\n\n");
     let t0 = Instant::now();
-    topic.publish(Event::new().data("uncompressed")).unwrap();
+    topic
+        .publish(Event::new().data("uncompressed"))
+        .await
+        .unwrap();
     let evs = r.events(1, PROMPT).await;
     assert_eq!(evs[0].data, "uncompressed");
     assert!(t0.elapsed() < Duration::from_millis(500));
-    assert!(r
-        .raw()
-        .starts_with(b": ok\n\ndata: uncompressed\nid: 1\n\n"));
+    let want = format!(": ok\n\ndata: uncompressed\nid: {}\n\n", topic.event_id(1));
+    assert!(r.raw().starts_with(want.as_bytes()));
     server.stop().await;
 }
 
@@ -243,4 +258,59 @@ async fn extractors() {
             }
         );
     }
+}
+
+#[actix_web::test]
+async fn prefix_frames_come_after_the_first_frame_and_before_the_subscription() {
+    let hub = Hub::new();
+    let topic = hub.topic("p").unwrap();
+    topic
+        .publish_keyed("status", Event::new().event("status").data("queued"))
+        .await
+        .unwrap();
+    let server = start(&hub, false);
+    let mut r = Reader::open(&server.url("/prefixed/p"), &[]).await;
+    topic
+        .finish(Event::new().event("completed").data("done"))
+        .await
+        .unwrap();
+    let evs = r.read_to_end(PROMPT).await;
+    assert_eq!(evs.len(), 3);
+    let want = format!(
+        ": ok\n\nevent: initial_status\ndata: hello p\n\n\
+         event: status\ndata: queued\nid: {}\n\nevent: completed\ndata: done\nid: {}\n\n",
+        topic.event_id(1),
+        topic.event_id(2)
+    );
+    assert_eq!(String::from_utf8_lossy(&r.raw()), want);
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn an_id_from_before_a_restart_gets_a_gap() {
+    let before = Hub::new();
+    let old = before.topic("r").unwrap();
+    for i in 1..=5 {
+        old.publish(Event::new().data(format!("old{i}")))
+            .await
+            .unwrap();
+    }
+    let old_id = old.event_id(5);
+    let hub = Hub::new();
+    let topic = hub.topic("r").unwrap();
+    for i in 1..=8 {
+        topic
+            .publish(Event::new().data(format!("e{i}")))
+            .await
+            .unwrap();
+    }
+    let server = start(&hub, false);
+    let mut r = Reader::open(&server.url("/events/r"), &[("last-event-id", &old_id)]).await;
+    let evs = r.events(1, PROMPT).await;
+    assert_eq!(evs[0].event, "gap");
+    assert!(evs[0].data.contains("\"after\":null"), "{:?}", evs[0].data);
+    topic.publish(Event::new().data("e9")).await.unwrap();
+    let evs = r.events(1, PROMPT).await;
+    assert_eq!(ids_data(&evs), [(topic.event_id(9), "e9".to_owned())]);
+    server.stop().await;
 }

@@ -33,7 +33,22 @@ async fn events(
     if let Some(user) = headers.get("x-user").and_then(|v| v.to_str().ok()) {
         opts = opts.user(user);
     }
-    sse_axum::subscribe(&hub, opts)
+    sse_axum::subscribe(&hub, opts).await
+}
+
+/// A stream that starts with this connection's own frame, from the app's state.
+async fn prefixed(
+    State(hub): State<Hub>,
+    Path(topic): Path<String>,
+    LastEventId(last): LastEventId,
+) -> Result<SseResponse, SubscribeRejection> {
+    let status = Event::new()
+        .event("initial_status")
+        .data(format!("hello {topic}"))
+        .encode()
+        .unwrap();
+    let opts = SubscribeOptions::topic(topic).last_event_id(last);
+    Ok(sse_axum::subscribe(&hub, opts).await?.prefix([status]))
 }
 
 /// Content negotiation: the state as JSON, or a stream of it.
@@ -43,7 +58,9 @@ async fn status(
     negotiate: Negotiate,
 ) -> Response {
     if negotiate.is_event_stream() {
-        return sse_axum::subscribe(&hub, topic.as_str()).into_response();
+        return sse_axum::subscribe(&hub, topic.as_str())
+            .await
+            .into_response();
     }
     match hub.get_topic(&topic) {
         Some(t) => Json(serde_json::json!({ "last_seq": t.last_seq() })).into_response(),
@@ -88,6 +105,7 @@ fn app(hub: Hub) -> Router {
     Router::new()
         .route("/events/{topic}", get(events))
         .route("/status/{topic}", get(status))
+        .route("/prefixed/{topic}", get(prefixed))
         .route("/upload", post(upload))
         .route("/custom", get(custom))
         .with_state(hub)
@@ -168,12 +186,13 @@ async fn events_in_order_then_terminal_ends_body() {
     let mut c = srv.stream("/events/job", &[]).await;
     c.chunk().await.unwrap();
     for i in 1..=20 {
-        t.publish(data(i)).unwrap();
+        t.publish(data(i)).await.unwrap();
     }
     t.finish(Event::new().event("completed").data("bye"))
+        .await
         .unwrap();
     let evs = c.rest().await;
-    let want: Vec<String> = (1..=21).map(|i| i.to_string()).collect();
+    let want: Vec<String> = (1..=21).map(|i| t.event_id(i)).collect();
     assert_eq!(ids(&evs), want);
     assert_eq!(evs[4].data, "5");
     assert_eq!(evs[20].event, "completed");
@@ -186,7 +205,7 @@ async fn resume(query: bool) {
     let srv = start(&hub).await;
     let mut c = srv.stream("/events/r", &[]).await;
     for i in 1..=5 {
-        t.publish(data(i)).unwrap();
+        t.publish(data(i)).await.unwrap();
     }
     let mut seen = Vec::new();
     while seen.len() < 3 {
@@ -194,19 +213,22 @@ async fn resume(query: bool) {
     }
     drop(c);
     for i in 6..=8 {
-        t.publish(data(i)).unwrap();
+        t.publish(data(i)).await.unwrap();
     }
     let last = &seen[2].last_event_id;
-    assert_eq!(last, "3");
+    assert_eq!(*last, t.event_id(3));
     let mut c = if query {
         srv.stream(&format!("/events/r?lastEventId={last}"), &[])
             .await
     } else {
         srv.stream("/events/r", &[("last-event-id", last)]).await
     };
-    t.finish(Event::new().event("completed").data("x")).unwrap();
+    t.finish(Event::new().event("completed").data("x"))
+        .await
+        .unwrap();
     let evs = c.rest().await;
-    assert_eq!(ids(&evs), ["4", "5", "6", "7", "8", "9"]);
+    let want: Vec<String> = (4..=9).map(|i| t.event_id(i)).collect();
+    assert_eq!(ids(&evs), want);
     let datas: Vec<_> = evs.iter().map(|e| e.data.as_str()).collect();
     assert_eq!(datas, ["4", "5", "6", "7", "8", "x"]);
 }
@@ -234,6 +256,7 @@ async fn subscribe_outcomes_map_to_statuses() {
     let done = hub.topic("done").unwrap();
     let last = done
         .finish(Event::new().event("completed").data("x"))
+        .await
         .unwrap();
     hub.create_topic(
         "small",
@@ -246,7 +269,7 @@ async fn subscribe_outcomes_map_to_statuses() {
     let srv = start(&hub).await;
 
     // Finished, and the client saw the terminal event: 204, no body.
-    let last = last.to_string();
+    let last = done.event_id(last);
     let r = srv.get("/events/done", &[("last-event-id", &last)]).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(r.bytes().await.unwrap().is_empty());
@@ -292,7 +315,7 @@ async fn client_disconnect_releases_subscription() {
     drop(c);
     wait_for("one subscriber left", || hub.subscriber_count() == 1).await;
     // The other stream is unaffected.
-    t.publish(data(1)).unwrap();
+    t.publish(data(1)).await.unwrap();
     assert_eq!(c2.event().await.unwrap().data, "1");
     drop(c2);
     wait_for("no subscriber left", || hub.subscriber_count() == 0).await;
@@ -336,7 +359,9 @@ async fn compression_layer_leaves_stream_alone() {
         .await;
     assert_eq!(header(&c.body, "content-encoding"), Some("identity"));
     assert_eq!(c.chunk().await.unwrap(), b": ok\n\n");
-    t.publish(Event::new().data("a".repeat(2000))).unwrap();
+    t.publish(Event::new().data("a".repeat(2000)))
+        .await
+        .unwrap();
     // Arrives promptly and in clear, while the stream stays open.
     let e = c.event().await.unwrap();
     assert_eq!(e.data.len(), 2000);
@@ -352,19 +377,19 @@ async fn burst_is_coalesced_and_lone_event_is_prompt() {
     c.chunk().await.unwrap();
     let before = c.chunks;
     for i in 1..=100 {
-        t.publish(data(i)).unwrap();
+        t.publish(data(i)).await.unwrap();
     }
     let mut got = Vec::new();
     while got.len() < 100 {
         got.push(c.event().await.unwrap());
     }
-    assert_eq!(got.last().unwrap().last_event_id, "100");
+    assert_eq!(got.last().unwrap().last_event_id, t.event_id(100));
     let used = c.chunks - before;
     assert!(used < 100, "{used} chunks for 100 events");
     // A lone event later is not held back waiting for company.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let sent = std::time::Instant::now();
-    t.publish(data(101)).unwrap();
+    t.publish(data(101)).await.unwrap();
     let e = c.event().await.unwrap();
     assert_eq!(e.data, "101");
     assert!(sent.elapsed() < Duration::from_millis(500));
@@ -398,7 +423,7 @@ async fn upload_response_streams_its_job() {
 async fn negotiation_extractor() {
     let hub = Hub::new();
     let t = hub.topic("n").unwrap();
-    t.publish(data(1)).unwrap();
+    t.publish(data(1)).await.unwrap();
     let srv = start(&hub).await;
     let r = srv
         .get("/status/n", &[("accept", "application/json")])
@@ -412,7 +437,7 @@ async fn negotiation_extractor() {
         .stream("/status/n", &[("accept", "text/event-stream")])
         .await;
     assert_eq!(header(&c.body, "content-type"), Some("text/event-stream"));
-    t.publish(data(2)).unwrap();
+    t.publish(data(2)).await.unwrap();
     assert_eq!(c.event().await.unwrap().data, "2");
 }
 
@@ -449,4 +474,64 @@ async fn stream_of_results_reports_errors_in_band() {
     assert_eq!(datas, ["a", "b"]);
     let raw = String::from_utf8_lossy(&c.raw).into_owned();
     assert!(raw.contains(": event dropped: boom\n"), "{raw:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_frames_come_after_the_first_frame_and_before_the_subscription() {
+    let hub = Hub::new();
+    let t = hub.topic("p").unwrap();
+    t.publish_keyed("status", Event::new().event("status").data("queued"))
+        .await
+        .unwrap();
+    let srv = start(&hub).await;
+    let mut c = srv.stream("/prefixed/p", &[]).await;
+    t.finish(Event::new().event("completed").data("done"))
+        .await
+        .unwrap();
+    let evs = c.rest().await;
+    let want = format!(
+        ": ok\n\nevent: initial_status\ndata: hello p\n\n\
+         event: status\ndata: queued\nid: {}\n\nevent: completed\ndata: done\nid: {}\n\n",
+        t.event_id(1),
+        t.event_id(2)
+    );
+    assert_eq!(c.raw(), want);
+    assert_eq!(evs.len(), 3);
+    // Refusals are not prefixed: 204 for a client that saw the end.
+    let r = srv
+        .get("/prefixed/p", &[("last-event-id", &t.event_id(2))])
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_id_from_before_a_restart_gets_a_gap_over_http() {
+    // The id a client kept from the server's previous run.
+    let before = Hub::new();
+    let old = before.topic("r").unwrap();
+    for i in 1..=5 {
+        old.publish(data(i)).await.unwrap();
+    }
+    let old_id = old.event_id(5);
+    // The restarted server's topic of the same name is further along.
+    let hub = Hub::new();
+    let t = hub.topic("r").unwrap();
+    for i in 1..=8 {
+        t.publish(data(i)).await.unwrap();
+    }
+    let srv = start(&hub).await;
+    let mut c = srv.stream("/events/r", &[("last-event-id", &old_id)]).await;
+    let gap = c.event().await.unwrap();
+    assert_eq!(gap.event, "gap");
+    let v: serde_json::Value = serde_json::from_str(&gap.data).unwrap();
+    assert_eq!(v["after"], serde_json::Value::Null);
+    // Then live events of the new incarnation, never 6..=8 as if they followed the old 5.
+    t.publish(data(9)).await.unwrap();
+    let e = c.event().await.unwrap();
+    assert_eq!(e.data, "9");
+    assert_eq!(e.last_event_id, t.event_id(9));
+    // A bare number still means a position in the current incarnation.
+    let mut c = srv.stream("/events/r?lastEventId=7", &[]).await;
+    let e = c.event().await.unwrap();
+    assert_eq!((e.data.as_str(), e.last_event_id), ("8", t.event_id(8)));
 }

@@ -84,10 +84,12 @@ fn hub_counters_reach_the_facade() {
     metrics::with_local_recorder(&capture, || {
         let hub = Hub::new();
         let t = hub.topic("t").unwrap();
-        let mut a = hub.subscribe("t").unwrap();
-        let mut b = hub.subscribe("t").unwrap();
+        let mut a = hub.blocking_subscribe("t").unwrap();
+        let mut b = hub.blocking_subscribe("t").unwrap();
         for i in 0..3 {
-            t.publish(Event::new().data(i.to_string())).unwrap();
+            t.publish(Event::new().data(i.to_string()))
+                .blocking_wait()
+                .unwrap();
         }
         let waker = futures_util::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use sse_core::hub::{Access, Injected, Policy, SubscribeError, SubscribeOptions, TopicConfig};
 use sse_core::{Decoder, Event, Hub, Subscription};
 
@@ -31,8 +31,19 @@ fn drain(sub: &mut Subscription) -> (Vec<(String, String, String)>, bool) {
     (out, ended)
 }
 
-fn resume(hub: &Hub, topic: &str, id: &str) -> Result<Subscription, SubscribeError> {
+async fn resume(hub: &Hub, topic: &str, id: &str) -> Result<Subscription, SubscribeError> {
     hub.subscribe(SubscribeOptions::topic(topic).last_event_id(Some(id)))
+        .await
+}
+
+/// [`resume`] on a plain thread.
+fn blocking_resume(hub: &Hub, topic: &str, id: &str) -> Result<Subscription, SubscribeError> {
+    hub.blocking_subscribe(SubscribeOptions::topic(topic).last_event_id(Some(id)))
+}
+
+/// The sequence number of an `INCARNATION:SEQ` id: the part after the last `:`.
+fn seq_of(id: &str) -> u64 {
+    id.rsplit(':').next().unwrap().parse().unwrap()
 }
 
 fn hub_with(policy: Policy, queue: usize, history: usize) -> Hub {
@@ -50,20 +61,21 @@ fn hub_with(policy: Policy, queue: usize, history: usize) -> Hub {
 
 /// Disconnect, QUEUE < HISTORY: a client that was cut off and resumes with its Last-Event-ID
 /// (inside the history) is cut off again before it receives anything, forever.
-#[test]
-fn disconnect_resume_inside_history_makes_progress() {
+#[tokio::test]
+async fn disconnect_resume_inside_history_makes_progress() {
     let hub = hub_with(Policy::Disconnect, 4, 64);
     let t = hub.topic("t").unwrap();
-    let mut slow = hub.subscribe("t").unwrap();
+    let mut slow = hub.subscribe("t").await.unwrap();
     for i in 1..=10 {
-        t.publish(Event::new().data(i.to_string())).unwrap();
+        t.publish(Event::new().data(i.to_string())).await.unwrap();
     }
     t.finish(Event::new().event("completed").data("done"))
+        .await
         .unwrap();
     let (evs, ended) = drain(&mut slow);
     assert!(ended && evs.is_empty()); // disconnected, as documented
                                       // The client reconnects with its last id (0): everything is still in the history.
-    let mut again = resume(&hub, "t", "0").unwrap();
+    let mut again = resume(&hub, "t", "0").await.unwrap();
     let (evs, ended) = drain(&mut again);
     assert!(ended);
     assert_eq!(evs.len(), 11, "got {evs:?}"); // today: [] (disconnected again)
@@ -72,34 +84,32 @@ fn disconnect_resume_inside_history_makes_progress() {
 
 /// Drop-oldest, QUEUE < HISTORY: a resume inside the history must replay exactly the events
 /// after K (bench part 2), not a gap.
-#[test]
-fn drop_oldest_resume_inside_history_replays_exactly() {
+#[tokio::test]
+async fn drop_oldest_resume_inside_history_replays_exactly() {
     let hub = hub_with(Policy::DropOldest, 4, 64);
     let t = hub.topic("t").unwrap();
     for i in 1..=10 {
-        t.publish(Event::new().data(i.to_string())).unwrap();
+        t.publish(Event::new().data(i.to_string())).await.unwrap();
     }
-    let mut s = resume(&hub, "t", "2").unwrap();
+    let mut s = resume(&hub, "t", &t.event_id(2)).await.unwrap();
     let (evs, _) = drain(&mut s);
-    let ids: Vec<&str> = evs.iter().map(|e| e.2.as_str()).collect();
-    assert_eq!(
-        ids,
-        ["3", "4", "5", "6", "7", "8", "9", "10"],
-        "got {evs:?}"
-    );
+    let ids: Vec<String> = evs.iter().map(|e| e.2.clone()).collect();
+    let want: Vec<String> = (3..=10).map(|n| t.event_id(n)).collect();
+    assert_eq!(ids, want, "got {evs:?}");
 }
 
 // ---------------------------------------------------------------- terminal never lost
 
 /// A finished topic evicted (finished_ttl) while a slow subscriber has not yet read the
 /// terminal event: its stream ends without it.
-#[test]
-fn terminal_survives_eviction_of_finished_topic() {
+#[tokio::test]
+async fn terminal_survives_eviction_of_finished_topic() {
     let hub = Hub::builder().finished_ttl(Duration::ZERO).build();
     let t = hub.topic("t").unwrap();
-    let mut s = hub.subscribe("t").unwrap();
-    t.publish(Event::new().data("a")).unwrap();
+    let mut s = hub.subscribe("t").await.unwrap();
+    t.publish(Event::new().data("a")).await.unwrap();
     t.finish(Event::new().event("completed").data("done"))
+        .await
         .unwrap();
     hub.evict_expired();
     let (evs, ended) = drain(&mut s);
@@ -114,16 +124,17 @@ fn terminal_survives_eviction_of_finished_topic() {
 /// A browser subscribes before the job exists (lazy topic), the worker gets the topic, the
 /// browser reconnects: the lazy topic was removed under the worker's handle, so everything the
 /// worker publishes (terminal event included) goes to an orphan; the new stream waits forever.
-#[test]
-fn lazy_topic_removed_under_live_publisher() {
+#[tokio::test]
+async fn lazy_topic_removed_under_live_publisher() {
     let hub = Hub::builder().lazy_topics(true).build();
-    let early = hub.subscribe("job").unwrap();
+    let early = hub.subscribe("job").await.unwrap();
     let job = hub.job("job").unwrap();
     drop(early); // browser reconnects
-    job.progress(&serde_json::json!({"p": 50})).unwrap();
+    job.progress(&serde_json::json!({"p": 50})).await.unwrap();
     job.complete(Event::new().event("completed").data("done"))
+        .await
         .unwrap();
-    let mut s = hub.subscribe("job").unwrap();
+    let mut s = hub.subscribe("job").await.unwrap();
     let (evs, ended) = drain(&mut s);
     assert!(ended, "stream never ends; got {evs:?}");
     assert_eq!(evs.last().unwrap().0, "completed");
@@ -131,15 +142,17 @@ fn lazy_topic_removed_under_live_publisher() {
 
 /// Idle eviction removes the topic from the registry, but a held `Topic` keeps publishing into
 /// the orphan with `Ok(seq)`: the events are unreachable.
-#[test]
-fn publish_after_idle_eviction_is_not_silently_lost() {
+#[tokio::test]
+async fn publish_after_idle_eviction_is_not_silently_lost() {
     let hub = Hub::builder().idle_ttl(Duration::ZERO).build();
     let t = hub.topic("t").unwrap();
     hub.evict_expired();
-    let res = t.publish(Event::new().data("x"));
+    let res = t.publish(Event::new().data("x")).await;
     // Either the publish fails, or it is visible to subscribers.
     if res.is_ok() {
-        let mut s = resume(&hub, "t", "0").expect("topic exists after a successful publish");
+        let mut s = resume(&hub, "t", "0")
+            .await
+            .expect("topic exists after a successful publish");
         let (evs, _) = drain(&mut s);
         assert_eq!(evs.len(), 1, "got {evs:?}");
     }
@@ -152,7 +165,10 @@ fn job_complete_error_still_finishes_job() {
     let hub = Hub::new();
     let job = hub.job("j").unwrap();
     let topic = job.topic().clone();
-    assert!(job.complete(Event::new().event("bad\nname")).is_err());
+    assert!(job
+        .complete(Event::new().event("bad\nname"))
+        .blocking_wait()
+        .is_err());
     assert!(
         topic.is_finished(),
         "job left unfinished after complete() failed"
@@ -163,22 +179,22 @@ fn job_complete_error_still_finishes_job() {
 
 /// Caller-supplied ids that look like numbers (database ids) or like composite cursors are
 /// parsed as hub cursors instead of being matched against the history.
-#[test]
-fn numeric_caller_ids_resume() {
+#[tokio::test]
+async fn numeric_caller_ids_resume() {
     let hub = Hub::new();
     let t = hub.topic("t").unwrap();
     for id in ["10", "20", "30"] {
-        t.publish(Event::new().id(id).data(id)).unwrap();
+        t.publish(Event::new().id(id).data(id)).await.unwrap();
     }
-    let mut s = resume(&hub, "t", "20").unwrap();
+    let mut s = resume(&hub, "t", "20").await.unwrap();
     let (evs, _) = drain(&mut s);
     assert_eq!(evs, [(String::from("message"), "30".into(), "30".into())]);
 
     let t = hub.topic("u").unwrap();
     for id in ["row=1", "row=2"] {
-        t.publish(Event::new().id(id).data(id)).unwrap();
+        t.publish(Event::new().id(id).data(id)).await.unwrap();
     }
-    let mut s = resume(&hub, "u", "row=1").unwrap();
+    let mut s = resume(&hub, "u", "row=1").await.unwrap();
     let (evs, _) = drain(&mut s);
     assert_eq!(evs.len(), 1, "got {evs:?}");
 }
@@ -186,14 +202,21 @@ fn numeric_caller_ids_resume() {
 /// A fresh multi-topic subscription: the initial snapshot frames of topic `a` already carry a
 /// composite id that claims topic `b` is up to date, before `b`'s snapshot was sent. A client
 /// cut off between the two loses `b`'s state on resume.
-#[test]
-fn multi_topic_initial_snapshot_ids_resume() {
+#[tokio::test]
+async fn multi_topic_initial_snapshot_ids_resume() {
     let hub = Hub::new();
     let a = hub.topic("a").unwrap();
     let b = hub.topic("b").unwrap();
-    a.publish_keyed("k", Event::new().data("a-state")).unwrap();
-    b.publish_keyed("k", Event::new().data("b-state")).unwrap();
-    let mut s = hub.subscribe(SubscribeOptions::topics(["a", "b"])).unwrap();
+    a.publish_keyed("k", Event::new().data("a-state"))
+        .await
+        .unwrap();
+    b.publish_keyed("k", Event::new().data("b-state"))
+        .await
+        .unwrap();
+    let mut s = hub
+        .subscribe(SubscribeOptions::topics(["a", "b"]))
+        .await
+        .unwrap();
     let waker = futures_util::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
     let std::task::Poll::Ready(Some(first)) = s.poll_next_unpin(&mut cx) else {
@@ -206,6 +229,7 @@ fn multi_topic_initial_snapshot_ids_resume() {
     drop(s); // connection lost after the first frame
     let mut again = hub
         .subscribe(SubscribeOptions::topics(["a", "b"]).last_event_id(Some(e.last_event_id)))
+        .await
         .unwrap();
     let (evs, _) = drain(&mut again);
     assert!(
@@ -215,26 +239,30 @@ fn multi_topic_initial_snapshot_ids_resume() {
 }
 
 /// The same topic twice in one subscription delivers every event twice.
-#[test]
-fn duplicate_topic_names_do_not_duplicate_events() {
+#[tokio::test]
+async fn duplicate_topic_names_do_not_duplicate_events() {
     let hub = Hub::new();
     let t = hub.topic("a").unwrap();
-    let mut s = hub.subscribe(SubscribeOptions::topics(["a", "a"])).unwrap();
-    t.publish(Event::new().data("x")).unwrap();
+    let mut s = hub
+        .subscribe(SubscribeOptions::topics(["a", "a"]))
+        .await
+        .unwrap();
+    t.publish(Event::new().data("x")).await.unwrap();
     let (evs, _) = drain(&mut s);
     assert_eq!(evs.len(), 1, "got {evs:?}");
 }
 
 /// A backplane-injected sequence of u64::MAX makes `last_seq + 1` overflow (panic in debug,
 /// wrap to 0 in release) on every later subscribe / read.
-#[test]
-fn inject_u64_max_does_not_panic() {
+#[tokio::test]
+async fn inject_u64_max_does_not_panic() {
     let hub = Hub::new();
     let t = hub.topic("t").unwrap();
     // The exhausted sequence is refused with a typed error instead of overflowing later.
     let err = t
         .inject(Injected {
             seq: u64::MAX,
+            incarnation: t.incarnation().unwrap(),
             body: b"data: x\n",
             key: None,
             terminal: false,
@@ -246,20 +274,23 @@ fn inject_u64_max_does_not_panic() {
     ));
     t.inject(Injected {
         seq: u64::MAX - 2,
+        incarnation: t.incarnation().unwrap(),
         body: b"data: x\n",
         key: None,
         terminal: false,
     })
     .unwrap();
     assert_eq!(
-        t.publish(sse_core::Event::new().data("y")).unwrap(),
+        t.publish(sse_core::Event::new().data("y")).await.unwrap(),
         u64::MAX - 1
     );
-    assert!(t.publish(sse_core::Event::new().data("z")).is_err());
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let mut s = resume(&hub, "t", "0").unwrap();
+    assert!(t.publish(sse_core::Event::new().data("z")).await.is_err());
+    let r = std::panic::AssertUnwindSafe(async {
+        let mut s = resume(&hub, "t", "0").await.unwrap();
         drain(&mut s)
-    }));
+    })
+    .catch_unwind()
+    .await;
     assert!(r.is_ok(), "subscribe/read panicked");
 }
 
@@ -276,6 +307,7 @@ fn concurrent_duplicate_inject_keeps_history() {
 fn concurrent_duplicate_inject_round() {
     let hub = hub_with(Policy::Conflate, 4096, 4096);
     let t = hub.topic("t").unwrap();
+    let incarnation = t.incarnation().unwrap();
     let n = 3000u64;
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
     let threads: Vec<_> = (0..2)
@@ -288,6 +320,7 @@ fn concurrent_duplicate_inject_round() {
                     let body = format!("data: {seq}\n");
                     t.inject(Injected {
                         seq,
+                        incarnation,
                         body: body.as_bytes(),
                         key: None,
                         terminal: false,
@@ -302,7 +335,7 @@ fn concurrent_duplicate_inject_round() {
     }
     assert_eq!(t.last_seq(), n);
     assert_eq!(hub.metrics().published, n, "a duplicate was appended");
-    let mut s = resume(&hub, "t", "0").unwrap();
+    let mut s = blocking_resume(&hub, "t", "0").unwrap();
     let (evs, _) = drain_all(&mut s);
     assert_eq!(evs.len() as u64, n, "first: {:?}", evs.first());
 }
@@ -323,8 +356,8 @@ fn drain_all(sub: &mut Subscription) -> (Vec<(String, String, String)>, bool) {
 
 /// A subscribe refused by the access hook (or the user limit) after it lazily created the
 /// topic leaves the empty topic behind: random names fill the registry up to max_topics.
-#[test]
-fn refused_lazy_subscribe_leaves_no_topic() {
+#[tokio::test]
+async fn refused_lazy_subscribe_leaves_no_topic() {
     let hub = Hub::builder()
         .lazy_topics(true)
         .max_subscriptions_per_user(1)
@@ -338,15 +371,17 @@ fn refused_lazy_subscribe_leaves_no_topic() {
         .build();
     for i in 0..100 {
         assert_eq!(
-            hub.subscribe(format!("secret-{i}")).unwrap_err(),
+            hub.subscribe(format!("secret-{i}")).await.unwrap_err(),
             SubscribeError::NotFound
         );
     }
     let _one = hub
         .subscribe(SubscribeOptions::topic("x").user("u"))
+        .await
         .unwrap();
     assert_eq!(
         hub.subscribe(SubscribeOptions::topic("y").user("u"))
+            .await
             .unwrap_err(),
         SubscribeError::UserLimit { limit: 1 }
     );
@@ -355,28 +390,30 @@ fn refused_lazy_subscribe_leaves_no_topic() {
 
 // ---------------------------------------------------------------- behaviour that holds
 
-#[test]
-fn empty_topic_list_is_refused() {
+#[tokio::test]
+async fn empty_topic_list_is_refused() {
     let hub = Hub::new();
     let err = hub
         .subscribe(SubscribeOptions::topics(Vec::<String>::new()))
+        .await
         .unwrap_err();
     assert_eq!(err, SubscribeError::NoTopics);
     assert_eq!(hub.subscriber_count(), 0);
 }
 
-#[test]
-fn u64_max_cursors_do_not_panic() {
+#[tokio::test]
+async fn u64_max_cursors_do_not_panic() {
     let hub = Hub::new();
     let t = hub.topic("t").unwrap();
-    t.publish(Event::new().data("a")).unwrap();
+    t.publish(Event::new().data("a")).await.unwrap();
     let max = u64::MAX.to_string();
-    let mut s = resume(&hub, "t", &max).unwrap();
+    let mut s = resume(&hub, "t", &max).await.unwrap();
     let (evs, _) = drain(&mut s);
     assert_eq!(evs[0].0, "gap");
     t.finish(Event::new().event("completed").data("done"))
+        .await
         .unwrap();
-    let mut s = resume(&hub, "t", &max).unwrap();
+    let mut s = resume(&hub, "t", &max).await.unwrap();
     let (evs, ended) = drain(&mut s);
     assert!(ended, "{evs:?}");
     assert_eq!(evs.last().unwrap().0, "completed", "{evs:?}");
@@ -384,12 +421,13 @@ fn u64_max_cursors_do_not_panic() {
     hub.topic("u").unwrap();
     let mut s = hub
         .subscribe(SubscribeOptions::topics(["t", "u"]).last_event_id(Some(composite)))
+        .await
         .unwrap();
     let _ = drain(&mut s);
 }
 
-#[test]
-fn counts_balance_after_refusals_and_finished() {
+#[tokio::test]
+async fn counts_balance_after_refusals_and_finished() {
     let hub = Hub::builder()
         .topic_config(TopicConfig::default().max_subscribers(1))
         .max_subscriptions_per_user(2)
@@ -398,10 +436,12 @@ fn counts_balance_after_refusals_and_finished() {
     hub.topic("b").unwrap();
     let s1 = hub
         .subscribe(SubscribeOptions::topic("a").user("u"))
+        .await
         .unwrap();
     // TopicFull on the second topic after the first took a slot and a user count.
     assert_eq!(
         hub.subscribe(SubscribeOptions::topics(["b", "a"]).user("u"))
+            .await
             .unwrap_err(),
         SubscribeError::TopicFull { limit: 1 }
     );
@@ -409,12 +449,14 @@ fn counts_balance_after_refusals_and_finished() {
     assert_eq!(hub.get_topic("b").unwrap().subscriber_count(), 0);
     let s2 = hub
         .subscribe(SubscribeOptions::topic("b").user("u"))
+        .await
         .unwrap();
     drop((s1, s2));
     a.finish(Event::new().event("completed").data("done"))
+        .await
         .unwrap();
     assert_eq!(
-        resume(&hub, "a", "1").unwrap_err(),
+        resume(&hub, "a", &a.event_id(1)).await.unwrap_err(),
         SubscribeError::Finished
     );
     assert_eq!(hub.subscriber_count(), 0);
@@ -422,9 +464,11 @@ fn counts_balance_after_refusals_and_finished() {
     // The user count went back to 0: two more fit.
     let _x = hub
         .subscribe(SubscribeOptions::topic("a").user("u"))
+        .await
         .unwrap();
     let _y = hub
         .subscribe(SubscribeOptions::topic("b").user("u"))
+        .await
         .unwrap();
 }
 
@@ -434,19 +478,24 @@ fn resume_races_publisher_without_gap_or_duplicate() {
     let hub = hub_with(Policy::Conflate, 100_000, 100_000);
     let t = hub.topic("t").unwrap();
     for i in 0..100 {
-        t.publish(Event::new().data(i.to_string())).unwrap();
+        t.publish(Event::new().data(i.to_string()))
+            .blocking_wait()
+            .unwrap();
     }
     let p = {
         let t = t.clone();
         std::thread::spawn(move || {
             for i in 0..20_000 {
-                t.publish(Event::new().data(i.to_string())).unwrap();
+                t.publish(Event::new().data(i.to_string()))
+                    .blocking_wait()
+                    .unwrap();
             }
             t.finish(Event::new().event("completed").data("done"))
+                .blocking_wait()
                 .unwrap();
         })
     };
-    let mut s = resume(&hub, "t", "50").unwrap();
+    let mut s = blocking_resume(&hub, "t", &t.event_id(50)).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -456,7 +505,10 @@ fn resume_races_publisher_without_gap_or_duplicate() {
             let mut d = Decoder::new();
             d.feed(f.as_bytes());
             while let Some(e) = d.next_event() {
-                ids.push(e.last_event_id.parse().unwrap());
+                assert!(e
+                    .last_event_id
+                    .starts_with(&format!("{}:", t.incarnation().unwrap())));
+                ids.push(seq_of(&e.last_event_id));
             }
         }
         ids
@@ -480,7 +532,10 @@ async fn multi_topic_wakeup_and_shutdown() {
     let hub = Hub::new();
     let a = hub.topic("a").unwrap();
     let b = hub.topic("b").unwrap();
-    let mut s = hub.subscribe(SubscribeOptions::topics(["a", "b"])).unwrap();
+    let mut s = hub
+        .subscribe(SubscribeOptions::topics(["a", "b"]))
+        .await
+        .unwrap();
     let h = tokio::spawn(async move {
         let mut n = 0;
         while let Some(_f) = s.next().await {
@@ -489,9 +544,9 @@ async fn multi_topic_wakeup_and_shutdown() {
         n
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
-    b.publish(Event::new().data("1")).unwrap();
+    b.publish(Event::new().data("1")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    a.publish(Event::new().data("2")).unwrap();
+    a.publish(Event::new().data("2")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(hub.shutdown(Duration::from_secs(2)).await);
     let n = tokio::time::timeout(Duration::from_secs(2), h)

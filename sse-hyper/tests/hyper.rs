@@ -18,7 +18,9 @@ use sse_core::http::{Negotiated, StreamHeaders};
 use sse_core::hub::{Access, SubscribeOptions, TopicConfig, TopicOptions};
 use sse_core::{Event, Frame, Hub, SseBody};
 use sse_hyper::SseResponseBody;
-use sse_testkit::sse::{data, header, ids, wait_for, ChunkSource, SseClient};
+use sse_testkit::sse::{
+    data, header, ids, same_incarnation_seqs, wait_for, ChunkSource, SseClient,
+};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -38,11 +40,22 @@ async fn handle(hub: Hub, req: Request<Incoming>) -> Result<Response<SseResponse
             if let Some(user) = req.headers().get("x-user").and_then(|v| v.to_str().ok()) {
                 opts = opts.user(user);
             }
-            return Ok(sse_hyper::subscribe(&hub, opts));
+            return Ok(sse_hyper::subscribe(&hub, opts).await);
+        }
+        if let Some(topic) = path.strip_prefix("/prefixed/") {
+            let hello = Event::new()
+                .event("initial_status")
+                .data(format!("hello {topic}"))
+                .encode()
+                .unwrap();
+            let opts = SubscribeOptions::topic(topic).last_event_id(sse_hyper::last_event_id(&req));
+            return Ok(sse_hyper::subscribe(&hub, opts)
+                .await
+                .map(|b| b.prefix([hello])));
         }
         if let Some(topic) = path.strip_prefix("/status/") {
             if sse_hyper::negotiate(&req) == Negotiated::EventStream {
-                return Ok(sse_hyper::subscribe(&hub, topic));
+                return Ok(sse_hyper::subscribe(&hub, topic).await);
             }
             let Some(t) = hub.get_topic(topic) else {
                 return Ok(sse_hyper::status(StatusCode::NOT_FOUND));
@@ -61,14 +74,16 @@ async fn handle(hub: Hub, req: Request<Incoming>) -> Result<Response<SseResponse
         let size = req.into_body().collect().await.unwrap().to_bytes().len();
         let id = format!("upload-{}", JOBS.fetch_add(1, Ordering::Relaxed));
         let job = hub.job(&id).unwrap();
-        let sub = hub.subscribe(id.as_str()).unwrap();
+        let sub = hub.subscribe(id.as_str()).await.unwrap();
         tokio::spawn(async move {
             for page in 1..=3 {
                 job.progress(&serde_json::json!({ "page": page, "bytes": size }))
+                    .await
                     .unwrap();
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             job.complete(Event::new().event("completed").data("done"))
+                .await
                 .unwrap();
         });
         return Ok(sse_hyper::response(sub).map(Into::into));
@@ -219,12 +234,13 @@ async fn h1_headers_first_byte_events_and_end() {
     // Nothing is published yet: the first frame alone arrives.
     assert_eq!(c.chunk().await.unwrap(), b": ok\n\n");
     for i in 1..=20 {
-        t.publish(data(i)).unwrap();
+        t.publish(data(i)).await.unwrap();
     }
     t.finish(Event::new().event("completed").data("bye"))
+        .await
         .unwrap();
     let evs = c.rest().await;
-    let want: Vec<String> = (1..=21).map(|i| i.to_string()).collect();
+    let want: Vec<String> = (1..=21).map(|i| t.event_id(i)).collect();
     assert_eq!(ids(&evs), want);
     assert_eq!(evs[20].event, "completed");
     assert!(c.ended);
@@ -236,7 +252,7 @@ async fn resume(query: bool) {
     let srv = start(&hub, WAIT).await;
     let mut c = srv.stream("/events/r", &[]).await;
     for i in 1..=5 {
-        t.publish(data(i)).unwrap();
+        t.publish(data(i)).await.unwrap();
     }
     let mut seen = Vec::new();
     while seen.len() < 3 {
@@ -244,19 +260,22 @@ async fn resume(query: bool) {
     }
     drop(c);
     for i in 6..=8 {
-        t.publish(data(i)).unwrap();
+        t.publish(data(i)).await.unwrap();
     }
     let last = seen[2].last_event_id.clone();
-    assert_eq!(last, "3");
+    assert_eq!(last, t.event_id(3));
     let mut c = if query {
         srv.stream(&format!("/events/r?x=1&lastEventId={last}"), &[])
             .await
     } else {
         srv.stream("/events/r", &[("last-event-id", &last)]).await
     };
-    t.finish(Event::new().event("completed").data("x")).unwrap();
+    t.finish(Event::new().event("completed").data("x"))
+        .await
+        .unwrap();
     let evs = c.rest().await;
-    assert_eq!(ids(&evs), ["4", "5", "6", "7", "8", "9"]);
+    let want: Vec<String> = (4..=9).map(|i| t.event_id(i)).collect();
+    assert_eq!(ids(&evs), want);
     let datas: Vec<_> = evs.iter().map(|e| e.data.as_str()).collect();
     assert_eq!(datas, ["4", "5", "6", "7", "8", "x"]);
 }
@@ -281,12 +300,12 @@ async fn subscribe_outcomes_map_to_statuses() {
             _ => Access::Allow,
         })
         .build();
-    let last = hub
-        .topic("done")
-        .unwrap()
-        .finish(Event::new().event("completed").data("x"))
-        .unwrap()
-        .to_string();
+    let done = hub.topic("done").unwrap();
+    let last = done.event_id(
+        done.finish(Event::new().event("completed").data("x"))
+            .await
+            .unwrap(),
+    );
     hub.create_topic(
         "small",
         TopicOptions::new().config(TopicConfig::default().max_subscribers(1)),
@@ -346,17 +365,21 @@ async fn many_job_streams_over_one_h2_connection() {
     for step in 1..=5 {
         for (i, job) in jobs.iter().enumerate() {
             job.progress(&serde_json::json!({ "job": i, "step": step }))
+                .await
                 .unwrap();
         }
     }
     for (i, job) in jobs.into_iter().enumerate() {
         job.complete(Event::new().event("completed").data(i.to_string()))
+            .await
             .unwrap();
     }
     for (i, c) in clients.iter_mut().enumerate() {
         let evs = c.rest().await;
         assert!(c.ended, "job {i}");
-        assert_eq!(ids(&evs), ["1", "2", "3", "4", "5", "6"], "job {i}");
+        let topic = hub.get_topic(&format!("job-{i}")).unwrap();
+        let want: Vec<String> = (1..=6).map(|n| topic.event_id(n)).collect();
+        assert_eq!(ids(&evs), want, "job {i}");
         for (step, e) in evs[..5].iter().enumerate() {
             let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
             assert_eq!(v["job"], i);
@@ -392,7 +415,7 @@ async fn disconnect_releases_subscription_h1_and_h2() {
     assert_eq!(hub.subscriber_count(), 2);
     drop(a);
     wait_for("h2 subscriber released", || hub.subscriber_count() == 1).await;
-    t.publish(data(7)).unwrap();
+    t.publish(data(7)).await.unwrap();
     assert_eq!(b.event().await.unwrap().data, "7");
     drop(b);
     drop(send);
@@ -438,18 +461,18 @@ async fn burst_is_coalesced_and_lone_event_is_prompt() {
     c.chunk().await.unwrap();
     let before = c.chunks;
     for i in 1..=100 {
-        t.publish(data(i)).unwrap();
+        t.publish(data(i)).await.unwrap();
     }
     let mut got = Vec::new();
     while got.len() < 100 {
         got.push(c.event().await.unwrap());
     }
-    assert_eq!(got.last().unwrap().last_event_id, "100");
+    assert_eq!(got.last().unwrap().last_event_id, t.event_id(100));
     let used = c.chunks - before;
     assert!(used < 100, "{used} chunks for 100 events");
     tokio::time::sleep(Duration::from_millis(50)).await;
     let sent = std::time::Instant::now();
-    t.publish(data(101)).unwrap();
+    t.publish(data(101)).await.unwrap();
     assert_eq!(c.event().await.unwrap().data, "101");
     assert!(sent.elapsed() < Duration::from_millis(500));
 }
@@ -474,14 +497,15 @@ async fn upload_response_streams_its_job() {
     let names: Vec<_> = evs.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(names, ["progress", "progress", "progress", "completed"]);
     assert_eq!(evs[2].data, r#"{"bytes":10,"page":3}"#);
-    assert_eq!(ids(&evs), ["1", "2", "3", "4"]);
+    // The job's topic is named by the server: one incarnation, sequences 1 to 4.
+    assert_eq!(same_incarnation_seqs(&ids(&evs)), [1, 2, 3, 4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn negotiation_helper() {
     let hub = Hub::new();
     let t = hub.topic("n").unwrap();
-    t.publish(data(1)).unwrap();
+    t.publish(data(1)).await.unwrap();
     let srv = start(&hub, WAIT).await;
     let r = srv
         .get("/status/n", &[("accept", "application/json")])
@@ -491,7 +515,7 @@ async fn negotiation_helper() {
     let mut c = srv
         .stream("/status/n", &[("accept", "text/event-stream")])
         .await;
-    t.publish(data(2)).unwrap();
+    t.publish(data(2)).await.unwrap();
     assert_eq!(c.event().await.unwrap().data, "2");
 }
 
@@ -581,4 +605,32 @@ async fn stream_response_of_results() {
     assert!(c.raw().contains(": event dropped: boom\n"), "{:?}", c.raw());
     stop.send(()).unwrap();
     assert!(tokio::time::timeout(WAIT, task).await.unwrap().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_frames_come_after_the_first_frame_and_before_the_subscription() {
+    let hub = Hub::new();
+    let t = hub.topic("p").unwrap();
+    t.publish_keyed("status", Event::new().event("status").data("queued"))
+        .await
+        .unwrap();
+    let srv = start(&hub, WAIT).await;
+    let mut c = srv.stream("/prefixed/p", &[]).await;
+    t.finish(Event::new().event("completed").data("done"))
+        .await
+        .unwrap();
+    let evs = c.rest().await;
+    assert_eq!(evs.len(), 3);
+    let want = format!(
+        ": ok\n\nevent: initial_status\ndata: hello p\n\n\
+         event: status\ndata: queued\nid: {}\n\nevent: completed\ndata: done\nid: {}\n\n",
+        t.event_id(1),
+        t.event_id(2)
+    );
+    assert_eq!(c.raw(), want);
+    // A refusal stays a refusal (no body to prefix): 204 for a client that saw the end.
+    let r = srv
+        .get("/prefixed/p", &[("last-event-id", &t.event_id(2))])
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }

@@ -85,9 +85,7 @@ async fn run(url: &str, events: usize, subscribers: usize) {
     let n = events * 10;
     let start = Instant::now();
     for chunk in 0..n / 10_000 {
-        let acks: Vec<_> = (0..10_000)
-            .map(|_| t.publish_async(payload(epoch)))
-            .collect();
+        let acks: Vec<_> = (0..10_000).map(|_| t.publish(payload(epoch))).collect();
         for ack in acks {
             ack.await.unwrap();
         }
@@ -166,7 +164,7 @@ async fn fanout(
     let mut tasks = Vec::new();
     for i in 0..subscribers {
         let hub = readers[i % readers.len()];
-        let mut sub = hub.subscribe_async(topic.as_str()).await.unwrap();
+        let mut sub = hub.subscribe(topic.as_str()).await.unwrap();
         let sample = i < 50;
         tasks.push(tokio::spawn(async move {
             let mut got = 0usize;
@@ -197,16 +195,14 @@ async fn fanout(
     let start = Instant::now();
     match pace {
         None => {
-            let acks: Vec<_> = (0..events)
-                .map(|_| t.publish_async(payload(epoch)))
-                .collect();
+            let acks: Vec<_> = (0..events).map(|_| t.publish(payload(epoch))).collect();
             for ack in acks {
                 ack.await.unwrap();
             }
         }
         Some(p) => {
             for _ in 0..events {
-                t.publish_async(payload(epoch)).await.unwrap();
+                t.publish(payload(epoch)).await.unwrap();
                 tokio::time::sleep(p).await;
             }
         }

@@ -10,6 +10,7 @@ use sse_core::hub::{PublishError, SubscribeError, SubscribeOptions, TopicConfig}
 use sse_core::{Event, Hub, SseBody, Subscription};
 use sse_redis::{RedisBackplane, RedisConfig};
 use sse_testkit::redis::RedisServer;
+use sse_testkit::sse::{same_incarnation_seqs, seq_of};
 
 fn config() -> RedisConfig {
     let mut c = RedisConfig::default()
@@ -81,10 +82,36 @@ async fn drain(sub: &mut Subscription) -> Vec<Got> {
     out
 }
 
+/// The sequences of the events' ids (`INCARNATION:SEQ`), checking they share one incarnation.
 fn ids(got: &[Got]) -> Vec<u64> {
-    got.iter()
-        .map(|g| g.id.as_deref().unwrap().parse().unwrap())
-        .collect()
+    let ids: Vec<String> = got.iter().map(|g| g.id.clone().unwrap()).collect();
+    same_incarnation_seqs(&ids)
+}
+
+/// The incarnation Redis stores with the newest entry of `topic` (field `i`).
+async fn stored_incarnation(redis: &RedisServer, topic: &str) -> String {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let top: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+        .arg(format!("sse:{{{topic}}}:log"))
+        .arg("+")
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (_, fields) = top.first().expect("an entry");
+    fields
+        .iter()
+        .find(|(k, _)| k == "i")
+        .map(|(_, v)| v.clone())
+        .expect("an incarnation field")
+}
+
+/// The sequence of one event's id.
+fn seq(g: &Got) -> u64 {
+    seq_of(g.id.as_deref().expect("an id"))
 }
 
 async fn publish_n(hub: &Hub, topic: &str, n: usize) -> Vec<u64> {
@@ -92,7 +119,7 @@ async fn publish_n(hub: &Hub, topic: &str, n: usize) -> Vec<u64> {
     // All handed over at once (pipelined), acknowledged in order.
     let acks: Vec<_> = (0..n)
         .map(|_| {
-            t.publish_with_async(None, |seq| {
+            t.publish_with(None, |seq| {
                 Event::new().json_owned(serde_json::json!({ "seq": seq }))
             })
         })
@@ -114,22 +141,30 @@ async fn publish_on_a_reaches_b_and_c_once_in_order_and_finish_ends_everywhere()
 
     let mut subs = Vec::new();
     for hub in [&b, &b, &c] {
-        subs.push(hub.subscribe_async("job").await.unwrap());
+        subs.push(hub.subscribe("job").await.unwrap());
     }
     let seqs = publish_n(&a, "job", 200).await;
     assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
     let fin = a
-        .finish_async("job", Event::new().event("completed").data("done"))
+        .finish("job", Event::new().event("completed").data("done"))
         .await
         .unwrap();
     assert_eq!(fin, 201);
 
+    let mut terminal_id = String::new();
     for sub in &mut subs {
         let got = drain(sub).await;
+        let last = got.last().unwrap().id.clone().unwrap();
+        assert!(
+            terminal_id.is_empty() || terminal_id == last,
+            "one id on every node"
+        );
+        terminal_id = last;
         assert_eq!(ids(&got), (1..=201).collect::<Vec<u64>>());
         for g in &got[..200] {
             // The id the backplane assigned is also in the payload.
-            assert_eq!(g.data, format!("{{\"seq\":{}}}", g.id.as_deref().unwrap()));
+            // The payload holds the bare sequence, the id `INCARNATION:SEQ`.
+            assert_eq!(g.data, format!("{{\"seq\":{}}}", seq(g)));
         }
         assert_eq!(got[200].event.as_deref(), Some("completed"));
     }
@@ -143,25 +178,29 @@ async fn publish_on_a_reaches_b_and_c_once_in_order_and_finish_ends_everywhere()
 
     // 409 on every node, 204 for a client that saw the end, final state for a new one.
     for hub in [&a, &b, &c] {
-        let r = hub.publish_async("job", Event::new().data("late")).await;
+        let r = hub.publish("job", Event::new().data("late")).await;
         assert!(matches!(r, Err(PublishError::Finished)), "{r:?}");
     }
     for hub in [&a, &c] {
         let r = hub
-            .subscribe_async(SubscribeOptions::topic("job").last_event_id(Some("201")))
+            .subscribe(SubscribeOptions::topic("job").last_event_id(Some(&terminal_id)))
             .await;
         assert!(matches!(r, Err(SubscribeError::Finished)), "{r:?}");
     }
     let (e, _bp_e) = node(&redis, config()).await;
-    let mut fresh = e.subscribe_async("job").await.unwrap();
+    let mut fresh = e.subscribe("job").await.unwrap();
     let got = drain(&mut fresh).await;
-    assert_eq!(got.last().unwrap().id.as_deref(), Some("201"));
+    assert_eq!(
+        got.last().unwrap().id.as_deref(),
+        Some(terminal_id.as_str())
+    );
+    assert_eq!(seq(got.last().unwrap()), 201);
     assert_eq!(got.last().unwrap().event.as_deref(), Some("completed"));
     // A node that never saw the topic finishes it in Redis or says it is finished / unknown.
-    let r = e.finish_async("job", Event::new().event("failed")).await;
+    let r = e.finish("job", Event::new().event("failed")).await;
     assert!(matches!(r, Err(PublishError::Finished)), "{r:?}");
     let r = e
-        .finish_async("never-published", Event::new().event("failed"))
+        .finish("never-published", Event::new().event("failed"))
         .await;
     assert!(matches!(r, Err(PublishError::NotFound)), "{r:?}");
 
@@ -185,48 +224,54 @@ async fn resume_on_another_node_with_last_event_id() {
     let (b, _bp_b) = node(&redis, config()).await;
     let (c, _bp_c) = node(&redis, config()).await;
 
-    let mut sub = b.subscribe_async("doc").await.unwrap();
+    let mut sub = b.subscribe("doc").await.unwrap();
     publish_n(&a, "doc", 30).await;
+    let mut last = String::new();
     for want in 1..=20u64 {
-        assert_eq!(next(&mut sub).await.unwrap().id, Some(want.to_string()));
+        let g = next(&mut sub).await.unwrap();
+        assert_eq!(seq(&g), want);
+        last = g.id.unwrap();
     }
     drop(sub); // the client's connection to B breaks after id 20
+    let inc = last.rsplit_once(':').unwrap().0.to_owned();
+    let id = |seq: u64| format!("{inc}:{seq}");
+    assert_eq!(last, id(20));
 
-    // It reconnects to C (which never saw the topic) with Last-Event-ID 20.
+    // It reconnects to C (which never saw the topic) with its Last-Event-ID.
     let mut resumed = c
-        .subscribe_async(SubscribeOptions::topic("doc").last_event_id(Some("20")))
+        .subscribe(SubscribeOptions::topic("doc").last_event_id(Some(&last)))
         .await
         .unwrap();
     for want in 21..=30u64 {
-        assert_eq!(next(&mut resumed).await.unwrap().id, Some(want.to_string()));
+        assert_eq!(next(&mut resumed).await.unwrap().id, Some(id(want)));
     }
     publish_n(&a, "doc", 5).await;
     for want in 31..=35u64 {
-        assert_eq!(next(&mut resumed).await.unwrap().id, Some(want.to_string()));
+        assert_eq!(next(&mut resumed).await.unwrap().id, Some(id(want)));
     }
     // An id that another node sent but this node has not applied yet: C catches up first.
     let (d, _bp_d) = node(&redis, config()).await;
     let mut from_d = d
-        .subscribe_async(SubscribeOptions::topic("doc").last_event_id(Some("34")))
+        .subscribe(SubscribeOptions::topic("doc").last_event_id(Some(id(34))))
         .await
         .unwrap();
-    assert_eq!(next(&mut from_d).await.unwrap().id.as_deref(), Some("35"));
+    assert_eq!(next(&mut from_d).await.unwrap().id, Some(id(35)));
 
     // Multi-topic cursors work across nodes too.
     let mut multi = b
-        .subscribe_async(SubscribeOptions::topics(["x", "y"]))
+        .subscribe(SubscribeOptions::topics(["x", "y"]))
         .await
         .unwrap();
-    a.publish_async("x", Event::new().data("x1")).await.unwrap();
-    a.publish_async("y", Event::new().data("y1")).await.unwrap();
+    a.publish("x", Event::new().data("x1")).await.unwrap();
+    a.publish("y", Event::new().data("y1")).await.unwrap();
     let mut last = None;
     for _ in 0..2 {
         last = next(&mut multi).await.unwrap().id;
     }
     drop(multi);
-    a.publish_async("x", Event::new().data("x2")).await.unwrap();
+    a.publish("x", Event::new().data("x2")).await.unwrap();
     let mut moved = c
-        .subscribe_async(SubscribeOptions::topics(["x", "y"]).last_event_id(last))
+        .subscribe(SubscribeOptions::topics(["x", "y"]).last_event_id(last))
         .await
         .unwrap();
     let g = next(&mut moved).await.unwrap();
@@ -240,8 +285,12 @@ async fn an_id_older_than_the_redis_history_gets_a_gap() {
     let (a, _bp_a) = node(&redis, cfg.clone()).await;
     let (c, _bp_c) = node(&redis, cfg).await;
     publish_n(&a, "busy", 400).await;
+    // The ids clients hold: the topic's incarnation, as stored with every entry in Redis (C
+    // has never seen the topic), and a sequence.
+    let inc = stored_incarnation(&redis, "busy").await;
+    let id = |seq: u64| format!("{inc}:{seq}");
     let mut sub = c
-        .subscribe_async(SubscribeOptions::topic("busy").last_event_id(Some("3")))
+        .subscribe(SubscribeOptions::topic("busy").last_event_id(Some(id(3))))
         .await
         .unwrap();
     let gap = next(&mut sub).await.unwrap();
@@ -250,14 +299,14 @@ async fn an_id_older_than_the_redis_history_gets_a_gap() {
     assert_eq!(data["after"], 3);
     assert_eq!(data["resumed_at"], 401);
     publish_n(&a, "busy", 1).await;
-    assert_eq!(next(&mut sub).await.unwrap().id.as_deref(), Some("401"));
+    assert_eq!(next(&mut sub).await.unwrap().id, Some(id(401)));
     // Within the (trimmed, approximate) history, a resume replays exactly.
     let mut near = c
-        .subscribe_async(SubscribeOptions::topic("busy").last_event_id(Some("390")))
+        .subscribe(SubscribeOptions::topic("busy").last_event_id(Some(id(390))))
         .await
         .unwrap();
     for want in 391..=401u64 {
-        assert_eq!(next(&mut near).await.unwrap().id, Some(want.to_string()));
+        assert_eq!(next(&mut near).await.unwrap().id, Some(id(want)));
     }
 }
 
@@ -267,7 +316,7 @@ async fn two_nodes_publishing_at_once_share_one_sequence() {
     let (a, _bp_a) = node(&redis, config()).await;
     let (b, _bp_b) = node(&redis, config()).await;
     let (c, _bp_c) = node(&redis, config()).await;
-    let mut sub = c.subscribe_async("shared").await.unwrap();
+    let mut sub = c.subscribe("shared").await.unwrap();
     let per_node = 500;
     let ta = tokio::spawn({
         let a = a.clone();
@@ -313,7 +362,7 @@ async fn redis_outage_then_restart_on_the_same_dir() {
     let mut redis = RedisServer::start("sse-redis-test");
     let (a, _bp_a) = node(&redis, config()).await;
     let (b, bp_b) = node(&redis, config()).await;
-    let sub = b.subscribe_async("live").await.unwrap();
+    let sub = b.subscribe("live").await.unwrap();
     let mut body = SseBody::new(sub).heartbeat(Some(Duration::from_millis(100)));
     let mut received: Vec<Got> = Vec::new();
     let mut heartbeats = 0;
@@ -334,7 +383,7 @@ async fn redis_outage_then_restart_on_the_same_dir() {
     let _ = redis.stop(false);
     // Publishing fails with a typed error (503), never an ack for an event not stored.
     for _ in 0..5 {
-        let r = a.publish_async("live", Event::new().data("lost?")).await;
+        let r = a.publish("live", Event::new().data("lost?")).await;
         match &r {
             Err(e @ PublishError::Backplane(_)) => {
                 assert_eq!(sse_core::http::publish_status(e).as_u16(), 503);
@@ -359,7 +408,7 @@ async fn redis_outage_then_restart_on_the_same_dir() {
     // Publishes succeed again once the connection is back, continuing the sequence.
     let until = Instant::now() + Duration::from_secs(10);
     let first = loop {
-        match a.publish_async("live", Event::new().data("after")).await {
+        match a.publish("live", Event::new().data("after")).await {
             Ok(seq) => break seq,
             Err(PublishError::Backplane(_)) if Instant::now() < until => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -402,29 +451,32 @@ fn collect(chunk: &[u8], received: &mut Vec<Got>, heartbeats: &mut usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_api_blocks_off_runtime_and_jobs_finish_through_redis() {
+async fn blocking_wait_blocks_off_runtime_and_jobs_finish_through_redis() {
     let redis = RedisServer::start("sse-redis-test");
     let (a, _bp_a) = node(&redis, config()).await;
     let (b, _bp_b) = node(&redis, config()).await;
-    let mut sub = b.subscribe_async("ocr").await.unwrap();
+    let mut sub = b.subscribe("ocr").await.unwrap();
 
-    // On a runtime thread, the synchronous publish refuses with a typed error.
+    // On a runtime thread, waiting for the ack by blocking is refused with a typed error (the
+    // event is handed over all the same: it is event 1).
     let err = a
         .topic("ocr")
         .unwrap()
         .publish(Event::new().data("x"))
+        .blocking_wait()
         .unwrap_err();
-    assert!(
-        matches!(&err, PublishError::Backplane(e) if e.is_blocking()),
-        "{err:?}"
-    );
+    assert!(matches!(&err, PublishError::WouldBlock), "{err:?}");
 
     // A plain worker thread (an OCR loop) publishes synchronously; it blocks for the ack.
     let job = a.job("ocr").unwrap();
     let worker = std::thread::spawn(move || {
         let mut seqs = Vec::new();
         for page in 1..=3 {
-            seqs.push(job.progress(&serde_json::json!({ "page": page })).unwrap());
+            seqs.push(
+                job.progress(&serde_json::json!({ "page": page }))
+                    .blocking_wait()
+                    .unwrap(),
+            );
         }
         drop(job); // ends without completing: failed through the backplane
         seqs
@@ -432,10 +484,11 @@ async fn sync_api_blocks_off_runtime_and_jobs_finish_through_redis() {
     let seqs = tokio::task::spawn_blocking(move || worker.join().unwrap())
         .await
         .unwrap();
-    assert_eq!(seqs, vec![1, 2, 3]);
+    assert_eq!(seqs, vec![2, 3, 4]);
     let got = drain(&mut sub).await;
-    assert_eq!(ids(&got), vec![1, 2, 3, 4]);
-    assert_eq!(got[3].event.as_deref(), Some("failed"));
+    assert_eq!(ids(&got), vec![1, 2, 3, 4, 5]);
+    assert_eq!(got[0].data, "x");
+    assert_eq!(got[4].event.as_deref(), Some("failed"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,7 +521,7 @@ async fn history_bounds_and_ttls_in_redis() {
     // Deleting the topic's keys: the next publish starts it again at 1.
     bp.delete_topic("aging").await.unwrap();
     let t = a.topic("fresh-after-delete").unwrap();
-    assert_eq!(t.publish_async(Event::new().data("x")).await.unwrap(), 1);
+    assert_eq!(t.publish(Event::new().data("x")).await.unwrap(), 1);
     assert_eq!(publish_n(&a, "aging", 1).await, vec![1]);
 }
 
@@ -477,22 +530,22 @@ async fn one_pipeline_of_several_topics_with_a_finish_and_a_refused_write() {
     let redis = RedisServer::start("sse-redis-test");
     let (a, _bp_a) = node(&redis, config().pool_size(1)).await;
     let (b, _bp_b) = node(&redis, config()).await;
-    let mut sub = b.subscribe_async("batch-x").await.unwrap();
+    let mut sub = b.subscribe("batch-x").await.unwrap();
     let (x, y) = (a.topic("batch-x").unwrap(), a.topic("batch-y").unwrap());
     // Handed over together (one connection, so most likely one pipeline): x and y interleaved,
     // x finished in the middle, then more publishes to both.
     let mut acks_x = Vec::new();
     let mut acks_y = Vec::new();
     for i in 0..20 {
-        acks_x.push(x.publish_async(Event::new().data(format!("x{i}"))));
-        acks_y.push(y.publish_async(Event::new().data(format!("y{i}"))));
+        acks_x.push(x.publish(Event::new().data(format!("x{i}"))));
+        acks_y.push(y.publish(Event::new().data(format!("y{i}"))));
     }
-    let fin = x.finish_async(Event::new().event("done").data("x"));
+    let fin = x.finish(Event::new().event("done").data("x"));
     let after_x: Vec<_> = (0..5)
-        .map(|_| x.publish_async(Event::new().data("late")))
+        .map(|_| x.publish(Event::new().data("late")))
         .collect();
     for i in 20..25 {
-        acks_y.push(y.publish_async(Event::new().data(format!("y{i}"))));
+        acks_y.push(y.publish(Event::new().data(format!("y{i}"))));
     }
     let mut sx = Vec::new();
     for ack in acks_x {
@@ -523,7 +576,7 @@ async fn one_pipeline_of_several_topics_with_a_finish_and_a_refused_write() {
         .await
         .unwrap();
     let acks: Vec<_> = (0..6)
-        .map(|_| y.publish_async(Event::new().data("again")))
+        .map(|_| y.publish(Event::new().data("again")))
         .collect();
     let mut results = Vec::new();
     for ack in acks {

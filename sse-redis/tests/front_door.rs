@@ -168,7 +168,10 @@ async fn status(addr: SocketAddr, path: &str, last: &str) -> u16 {
 /// a backplane).
 async fn subscribed(hub: &Hub, topic: &str, n: usize) {
     for _ in 0..500 {
-        if hub.get_topic(topic).is_some_and(|t| t.subscriber_count() >= n) {
+        if hub
+            .get_topic(topic)
+            .is_some_and(|t| t.subscriber_count() >= n)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -223,7 +226,10 @@ async fn suite(mode: Mode, front: Front, redis: Option<&RedisServer>) {
     // Nothing new for a client that has the terminal event: 204, so EventSource stops.
     assert_eq!(status(addr, &path, &terminal_id).await, 204, "{label}");
     // Publishing after the end is refused.
-    assert!(t.publish(Event::new().data("late")).await.is_err(), "{label}");
+    assert!(
+        t.publish(Event::new().data("late")).await.is_err(),
+        "{label}"
+    );
 
     // A second life of the server (a restart in memory; a new node on the same Redis).
     let hub2 = self::hub(mode, redis).await;
@@ -231,7 +237,9 @@ async fn suite(mode: Mode, front: Front, redis: Option<&RedisServer>) {
     let other = format!("{topic}-2");
     let t1 = hub.topic(&other).unwrap();
     for i in 1..=5 {
-        t1.publish(Event::new().data(format!("old{i}"))).await.unwrap();
+        t1.publish(Event::new().data(format!("old{i}")))
+            .await
+            .unwrap();
     }
     let old_id = t1.event_id(2);
     let path2 = format!("/sub/{other}");
@@ -289,7 +297,9 @@ async fn redis_lost_its_data(front: Front, redis: &RedisServer) {
     let addr2 = serve(front, hub2.clone()).await;
     let t2 = hub2.topic(&topic).unwrap();
     for i in 1..=60 {
-        t2.publish(Event::new().data(format!("b{i}"))).await.unwrap();
+        t2.publish(Event::new().data(format!("b{i}")))
+            .await
+            .unwrap();
     }
     let sub = open(addr2, &format!("/sub/{topic}"), Some(&old_id)).await;
     assert_eq!(sub.status, 200, "{label}");
@@ -297,7 +307,10 @@ async fn redis_lost_its_data(front: Front, redis: &RedisServer) {
     t2.publish(Event::new().data("live")).await.unwrap();
     let (_sub, got) = take(sub, 2).await;
     assert_eq!(got[0].event, "gap", "{label}: {got:?}");
-    assert_eq!(got[1].data, "live", "{label}: never b51..b60 of the new life");
+    assert_eq!(
+        got[1].data, "live",
+        "{label}: never b51..b60 of the new life"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -316,9 +329,12 @@ async fn the_same_handlers_work_with_a_redis_backplane_through_every_adapter() {
     }
     let redis = RedisServer::start("sse-front-door");
     for front in [Front::Axum, Front::Actix, Front::Hyper] {
-        tokio::time::timeout(Duration::from_secs(60), suite(Mode::Redis, front, Some(&redis)))
-            .await
-            .expect("in time");
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            suite(Mode::Redis, front, Some(&redis)),
+        )
+        .await
+        .expect("in time");
     }
 }
 

@@ -142,6 +142,41 @@ pub fn ids(evs: &[DecodedEvent]) -> Vec<String> {
     evs.iter().map(|e| e.last_event_id.clone()).collect()
 }
 
+/// The sequence number in an SSE id the hub wrote: the part after the last `:` of
+/// `INCARNATION:SEQ` (a bare number is its own sequence). Panics when that part is not a number.
+pub fn seq_of(id: &str) -> u64 {
+    let tail = id.rsplit(':').next().unwrap_or(id);
+    tail.parse()
+        .unwrap_or_else(|_| panic!("id {id:?} does not end in a sequence number"))
+}
+
+/// The incarnation part of an SSE id the hub wrote (`None` for a bare number).
+pub fn incarnation_of(id: &str) -> Option<&str> {
+    id.rsplit_once(':').map(|(inc, _)| inc)
+}
+
+/// The events' sequence numbers (see [`seq_of`]), skipping events without an id (a `gap`).
+pub fn seqs(evs: &[DecodedEvent]) -> Vec<u64> {
+    evs.iter()
+        .filter(|e| e.event != "gap")
+        .map(|e| seq_of(&e.last_event_id))
+        .collect()
+}
+
+/// Asserts that every id in `ids` has the same incarnation, and returns the sequences.
+pub fn same_incarnation_seqs(ids: &[String]) -> Vec<u64> {
+    if let Some(first) = ids.first() {
+        for id in ids {
+            assert_eq!(
+                incarnation_of(id),
+                incarnation_of(first),
+                "ids of two incarnations: {ids:?}"
+            );
+        }
+    }
+    ids.iter().map(|id| seq_of(id)).collect()
+}
+
 /// An event whose data is `i`.
 pub fn data(i: u32) -> Event<'static> {
     Event::new().data(i.to_string())

@@ -44,7 +44,7 @@ async fn events(
     if let Some(user) = req.headers().get("x-user").and_then(|v| v.to_str().ok()) {
         opts = opts.user(user);
     }
-    subscribe(&hub, opts)
+    subscribe(&hub, opts).await
 }
 
 /// `GET /heartbeat/{topic}`: like `/events`, with 100 ms heartbeats.
@@ -52,7 +52,25 @@ async fn heartbeat(
     hub: web::Data<Hub>,
     topic: web::Path<String>,
 ) -> Result<SseResponse, SubscribeRejection> {
-    Ok(subscribe(&hub, topic.into_inner())?.heartbeat(Some(Duration::from_millis(100))))
+    Ok(subscribe(&hub, topic.into_inner())
+        .await?
+        .heartbeat(Some(Duration::from_millis(100))))
+}
+
+/// `GET /prefixed/{topic}`: like `/events`, starting with this connection's own frame.
+async fn prefixed(
+    hub: web::Data<Hub>,
+    topic: web::Path<String>,
+    last: LastEventId,
+) -> Result<SseResponse, SubscribeRejection> {
+    let topic = topic.into_inner();
+    let hello = Event::new()
+        .event("initial_status")
+        .data(format!("hello {topic}"))
+        .encode()
+        .unwrap();
+    let opts = SubscribeOptions::topic(topic).last_event_id(last.0);
+    Ok(subscribe(&hub, opts).await?.prefix([hello]))
 }
 
 /// `GET /stream`: a user stream with a `retry:` first frame and a custom cache-control.
@@ -77,6 +95,7 @@ async fn plain() -> HttpResponse {
 fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/events/{topic}", web::get().to(events))
         .route("/heartbeat/{topic}", web::get().to(heartbeat))
+        .route("/prefixed/{topic}", web::get().to(prefixed))
         .route("/stream", web::get().to(user_stream))
         .route("/plain", web::get().to(plain));
 }
