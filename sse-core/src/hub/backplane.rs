@@ -218,7 +218,6 @@ impl BackplaneError {
     pub fn is_not_found(&self) -> bool {
         self.kind == Kind::NotFound
     }
-
 }
 
 impl From<BackplaneError> for PublishError {

@@ -327,7 +327,9 @@ mod tests {
 
     #[test]
     fn ids_the_hub_did_not_issue_are_other() {
-        for id in ["abc", "+5", "a=x", "K3F:1", ":1", "k3f:", "k3f:+1", "0:5", "a=%zz:1"] {
+        for id in [
+            "abc", "+5", "a=x", "K3F:1", ":1", "k3f:", "k3f:+1", "0:5", "a=%zz:1",
+        ] {
             assert_eq!(Cursor::parse(id), Cursor::Other(id.into()), "{id}");
         }
     }

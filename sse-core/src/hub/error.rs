@@ -31,7 +31,9 @@ pub enum PublishError {
     Backplane(#[source] BackplaneError),
     /// [`PublishAck::blocking_wait`](super::PublishAck::blocking_wait) was called on a thread
     /// that runs a Tokio runtime: `.await` the ack there. The event was handed over.
-    #[error("blocking_wait called on a thread that runs a Tokio runtime: `.await` the ack instead")]
+    #[error(
+        "blocking_wait called on a thread that runs a Tokio runtime: `.await` the ack instead"
+    )]
     WouldBlock,
     /// The ack was polled again after it had resolved.
     #[error("publish ack polled after it resolved")]

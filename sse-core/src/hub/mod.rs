@@ -203,9 +203,12 @@ impl Hub {
         let Some(bp) = &self.inner.backplane else {
             return PublishAck::ready(Err(PublishError::NotFound));
         };
-        match publish::outgoing(Arc::from(topic), topic::Kind::terminal(), true, |inc, seq| {
-            publish::event_with_seq(&event, inc, seq)
-        }) {
+        match publish::outgoing(
+            Arc::from(topic),
+            topic::Kind::terminal(),
+            true,
+            |inc, seq| publish::event_with_seq(&event, inc, seq),
+        ) {
             Ok(o) => PublishAck::waiting(bp.publish(o)),
             Err(e) => PublishAck::ready(Err(e)),
         }

@@ -119,4 +119,3 @@ impl From<String> for SubscribeOptions {
         SubscribeOptions::topic(t)
     }
 }
-

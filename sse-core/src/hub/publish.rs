@@ -170,18 +170,15 @@ impl Topic {
             seq: injected.seq,
             incarnation: injected.incarnation,
         };
-        let res = self.shared.append(
-            &self.hub.inner.counters,
-            kind,
-            sequencing,
-            |inc, seq| {
+        let res = self
+            .shared
+            .append(&self.hub.inner.counters, kind, sequencing, |inc, seq| {
                 let (frame, body_len) = injected_frame(body, inc, seq);
                 Ok(Encoded {
                     frame: crate::Frame::from_bytes(frame),
                     body_len,
                 })
-            },
-        );
+            });
         match res {
             Ok(_) => {
                 self.hub.inner.enforce_budget(&self.shared);
@@ -276,12 +273,9 @@ impl Topic {
         make: impl FnOnce(Option<Incarnation>, u64) -> Result<Encoded, crate::EventError>,
     ) -> PublishAck {
         let Some(bp) = &self.hub.inner.backplane else {
-            let res = self.shared.append(
-                &self.hub.inner.counters,
-                kind,
-                Sequencing::Local,
-                make,
-            );
+            let res = self
+                .shared
+                .append(&self.hub.inner.counters, kind, Sequencing::Local, make);
             if res.is_ok() {
                 self.hub.inner.enforce_budget(&self.shared);
             }

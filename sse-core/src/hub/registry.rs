@@ -171,7 +171,11 @@ impl HubInner {
     }
 
     /// A subscription that failed half-way: releases what it took.
-    pub(crate) fn partial(self: &Arc<Self>, topics: Vec<SubTopic>, user: Option<Arc<str>>) -> Subscription {
+    pub(crate) fn partial(
+        self: &Arc<Self>,
+        topics: Vec<SubTopic>,
+        user: Option<Arc<str>>,
+    ) -> Subscription {
         self.counters.subscriber_added();
         Subscription::new(
             Arc::clone(self),
@@ -346,4 +350,3 @@ impl HubInner {
         }
     }
 }
-

@@ -186,12 +186,19 @@ impl Hub {
             }
             let start = start_of(&t, &st, &opts, cursor.as_ref(), single);
             let placed = place(&t, &st, start);
-            if placed.initial.as_ref().is_some_and(|(gap, _)| gap.is_some()) {
+            if placed
+                .initial
+                .as_ref()
+                .is_some_and(|(gap, _)| gap.is_some())
+            {
                 self.inner.counters.gap(1);
             }
             all_seen &= placed.saw_end;
             let head = st.last_seq + 1;
-            let done = st.terminal.as_ref().is_some_and(|term| placed.next > term.seq);
+            let done = st
+                .terminal
+                .as_ref()
+                .is_some_and(|term| placed.next > term.seq);
             let slot = st.add_slot();
             let first_subscriber = st.subscribers == 1;
             drop(st);
@@ -250,6 +257,7 @@ impl Hub {
         self.check_access(name, tomb.owner.as_deref(), opts.user.as_deref())?;
         let term_seq = tomb.terminal.seq;
         let start = match opts.last_event_id.as_deref() {
+            None if opts.from_now => Start::Now,
             None => Start::Fresh,
             Some(id) if tomb.terminal_id_is(id) => Start::After(term_seq),
             Some(id) => match Cursor::parse(id).position(name, true) {
