@@ -3,7 +3,7 @@
 
 use super::TopicConfig;
 
-/// Options for [`Hub::create_topic`].
+/// Options for [`Hub::create_topic`](super::Hub::create_topic).
 #[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct TopicOptions {
