@@ -39,7 +39,7 @@
 //! * [`SubscribeRejection`]: a [`ResponseError`] for a refused subscribe, with the status of
 //!   [`sse_core::http::status_for`]; [`subscribe`] combines both.
 //! * Extractors: [`LastEventId`] (header, then `lastEventId` query parameter) and
-//!   [`AcceptsEventStream`] (`Accept` negotiation).
+//!   [`Negotiate`] (`Accept` negotiation), named and shaped as in `sse-axum`.
 //!
 //! # Disconnects
 //!
@@ -302,23 +302,19 @@ impl FromRequest for LastEventId {
     }
 }
 
-/// Extracts whether the client prefers `text/event-stream` over JSON in its `Accept` header
-/// (q-values honoured; no header means JSON). See [`sse_core::http::negotiate`]. Never fails.
+/// Extracts what the client's `Accept` header prefers: an event stream or JSON (q-values
+/// honoured; no header means JSON). See [`sse_core::http::negotiate`]. Never fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AcceptsEventStream(pub bool);
+pub struct Negotiate(pub Negotiated);
 
-impl AcceptsEventStream {
-    /// The negotiation result.
-    pub fn negotiated(self) -> Negotiated {
-        if self.0 {
-            Negotiated::EventStream
-        } else {
-            Negotiated::Json
-        }
+impl Negotiate {
+    /// Whether the client prefers `text/event-stream`.
+    pub fn is_event_stream(self) -> bool {
+        self.0 == Negotiated::EventStream
     }
 }
 
-impl FromRequest for AcceptsEventStream {
+impl FromRequest for Negotiate {
     type Error = Infallible;
     type Future = Ready<Result<Self, Infallible>>;
 
@@ -328,7 +324,7 @@ impl FromRequest for AcceptsEventStream {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok());
         let n = sse_core::http::negotiate(accept);
-        ready(Ok(AcceptsEventStream(n == Negotiated::EventStream)))
+        ready(Ok(Negotiate(n)))
     }
 }
 

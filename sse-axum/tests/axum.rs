@@ -11,14 +11,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::StreamExt;
 use sse_axum::{LastEventId, Negotiate, SseResponse, SubscribeRejection};
-use sse_core::hub::{Access, SubscribeOptions, TopicConfig, TopicOptions};
+use sse_core::hub::SubscribeOptions;
 use sse_core::{Event, Hub};
-use sse_testkit::sse::{data, header, ids, wait_for, SseClient};
+use sse_testkit::conformance::{Adapter, Running};
+use sse_testkit::sse::{header, SseClient};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
-
-const WAIT: Duration = Duration::from_secs(2);
 
 // ---------------------------------------------------------------------------------------------
 // The app under test
@@ -101,6 +100,17 @@ async fn custom() -> impl IntoResponse {
         .heartbeat(Some(Duration::from_millis(50)))
 }
 
+/// A user stream with an error in the middle.
+async fn results() -> impl IntoResponse {
+    let items: Vec<Result<Event<'static>, &'static str>> = vec![
+        Ok(Event::new().data("a")),
+        Err("boom"),
+        Ok(Event::new().data("b")),
+    ];
+    SseResponse::from_stream(futures_util::stream::iter(items))
+}
+
+/// The conformance suite's standard app (see `sse_testkit::conformance::Adapter`).
 fn app(hub: Hub) -> Router {
     Router::new()
         .route("/events/{topic}", get(events))
@@ -108,6 +118,7 @@ fn app(hub: Hub) -> Router {
         .route("/prefixed/{topic}", get(prefixed))
         .route("/upload", post(upload))
         .route("/custom", get(custom))
+        .route("/results", get(results))
         .with_state(hub)
 }
 
@@ -163,191 +174,29 @@ impl Server {
 type Client = SseClient<reqwest::Response>;
 
 // ---------------------------------------------------------------------------------------------
-// Tests
+// The shared conformance suite, then what only axum has
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn headers_and_first_byte_at_once() {
-    let hub = Hub::new();
-    hub.topic("t").unwrap();
-    let srv = start(&hub).await;
-    let mut c = srv.stream("/events/t", &[]).await;
-    assert_eq!(header(&c.body, "content-type"), Some("text/event-stream"));
-    assert_eq!(header(&c.body, "cache-control"), Some("no-cache"));
-    assert_eq!(header(&c.body, "x-accel-buffering"), Some("no"));
-    // Nothing is published: the first frame alone arrives.
-    assert_eq!(c.chunk().await.unwrap(), b": ok\n\n");
-}
+struct Axum;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_in_order_then_terminal_ends_body() {
-    let hub = Hub::new();
-    let t = hub.topic("job").unwrap();
-    let srv = start(&hub).await;
-    let mut c = srv.stream("/events/job", &[]).await;
-    c.chunk().await.unwrap();
-    for i in 1..=20 {
-        t.publish(data(i)).await.unwrap();
+impl Adapter for Axum {
+    async fn start(hub: Hub) -> Running {
+        let srv = start(&hub).await;
+        let mut stop = srv.stop;
+        Running {
+            addr: srv.addr,
+            stop: Box::new(move || {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+            }),
+            exited: Box::pin(async move {
+                let _ = srv.task.await;
+            }),
+        }
     }
-    t.finish(Event::new().event("completed").data("bye"))
-        .await
-        .unwrap();
-    let evs = c.rest().await;
-    let want: Vec<String> = (1..=21).map(|i| t.event_id(i)).collect();
-    assert_eq!(ids(&evs), want);
-    assert_eq!(evs[4].data, "5");
-    assert_eq!(evs[20].event, "completed");
-    assert!(c.ended);
 }
 
-async fn resume(query: bool) {
-    let hub = Hub::new();
-    let t = hub.topic("r").unwrap();
-    let srv = start(&hub).await;
-    let mut c = srv.stream("/events/r", &[]).await;
-    for i in 1..=5 {
-        t.publish(data(i)).await.unwrap();
-    }
-    let mut seen = Vec::new();
-    while seen.len() < 3 {
-        seen.push(c.event().await.unwrap());
-    }
-    drop(c);
-    for i in 6..=8 {
-        t.publish(data(i)).await.unwrap();
-    }
-    let last = &seen[2].last_event_id;
-    assert_eq!(*last, t.event_id(3));
-    let mut c = if query {
-        srv.stream(&format!("/events/r?lastEventId={last}"), &[])
-            .await
-    } else {
-        srv.stream("/events/r", &[("last-event-id", last)]).await
-    };
-    t.finish(Event::new().event("completed").data("x"))
-        .await
-        .unwrap();
-    let evs = c.rest().await;
-    let want: Vec<String> = (4..=9).map(|i| t.event_id(i)).collect();
-    assert_eq!(ids(&evs), want);
-    let datas: Vec<_> = evs.iter().map(|e| e.data.as_str()).collect();
-    assert_eq!(datas, ["4", "5", "6", "7", "8", "x"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_with_last_event_id_header() {
-    resume(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_with_last_event_id_query() {
-    resume(true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribe_outcomes_map_to_statuses() {
-    let hub = Hub::builder()
-        .max_subscriptions_per_user(1)
-        .authorize(|r| match (r.owner, r.user) {
-            (Some(_), None) => Access::Unauthenticated,
-            (Some(o), Some(u)) if o != u => Access::Forbidden,
-            _ => Access::Allow,
-        })
-        .build();
-    let done = hub.topic("done").unwrap();
-    let last = done
-        .finish(Event::new().event("completed").data("x"))
-        .await
-        .unwrap();
-    hub.create_topic(
-        "small",
-        TopicOptions::new().config(TopicConfig::default().max_subscribers(1)),
-    )
-    .unwrap();
-    hub.create_topic("private", TopicOptions::new().owner("alice"))
-        .unwrap();
-    hub.topic("open").unwrap();
-    let srv = start(&hub).await;
-
-    // Finished, and the client saw the terminal event: 204, no body.
-    let last = done.event_id(last);
-    let r = srv.get("/events/done", &[("last-event-id", &last)]).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert!(r.bytes().await.unwrap().is_empty());
-
-    let r = srv.get("/events/nope", &[]).await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(r.text().await.unwrap(), "topic not found\n");
-
-    // Topic limit.
-    let _held = srv.stream("/events/small", &[]).await;
-    let r = srv.get("/events/small", &[]).await;
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-
-    // Per-user limit.
-    let _mine = srv.stream("/events/open", &[("x-user", "bob")]).await;
-    let r = srv.get("/events/open", &[("x-user", "bob")]).await;
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-
-    // Access hook.
-    let r = srv.get("/events/private", &[]).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(header(&r, "www-authenticate"), Some("Bearer"));
-    let r = srv.get("/events/private", &[("x-user", "mallory")]).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let _ok = srv.stream("/events/private", &[("x-user", "alice")]).await;
-
-    // Shutting down: 503.
-    hub.begin_shutdown();
-    let r = srv.get("/events/open", &[]).await;
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_disconnect_releases_subscription() {
-    let hub = Hub::new();
-    let t = hub.topic("d").unwrap();
-    let srv = start(&hub).await;
-    let mut c = srv.stream("/events/d", &[]).await;
-    c.chunk().await.unwrap();
-    let mut c2 = srv.stream("/events/d", &[]).await;
-    c2.chunk().await.unwrap();
-    assert_eq!(hub.subscriber_count(), 2);
-    drop(c);
-    wait_for("one subscriber left", || hub.subscriber_count() == 1).await;
-    // The other stream is unaffected.
-    t.publish(data(1)).await.unwrap();
-    assert_eq!(c2.event().await.unwrap().data, "1");
-    drop(c2);
-    wait_for("no subscriber left", || hub.subscriber_count() == 0).await;
-    assert_eq!(t.subscriber_count(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn graceful_shutdown_ends_open_streams() {
-    let hub = Hub::new();
-    hub.topic("s").unwrap();
-    let mut srv = start(&hub).await;
-    let mut clients = Vec::new();
-    for _ in 0..3 {
-        let mut c = srv.stream("/events/s", &[]).await;
-        c.chunk().await.unwrap();
-        clients.push(c);
-    }
-    assert_eq!(hub.subscriber_count(), 3);
-    srv.stop.take().unwrap().send(()).unwrap();
-    for c in &mut clients {
-        assert!(c.rest().await.is_empty());
-        let raw = String::from_utf8_lossy(&c.raw).into_owned();
-        assert!(raw.contains(": server shutting down"), "{raw:?}");
-        assert!(c.ended);
-    }
-    tokio::time::timeout(WAIT, srv.task)
-        .await
-        .expect("server exits within its deadline")
-        .unwrap()
-        .unwrap();
-    assert_eq!(hub.subscriber_count(), 0);
-}
+sse_testkit::conformance_tests!(Axum);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compression_layer_leaves_stream_alone() {
@@ -366,172 +215,4 @@ async fn compression_layer_leaves_stream_alone() {
     let e = c.event().await.unwrap();
     assert_eq!(e.data.len(), 2000);
     assert!(!c.ended);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn burst_is_coalesced_and_lone_event_is_prompt() {
-    let hub = Hub::new();
-    let t = hub.topic("c").unwrap();
-    let srv = start(&hub).await;
-    let mut c = srv.stream("/events/c", &[]).await;
-    c.chunk().await.unwrap();
-    let before = c.chunks;
-    for i in 1..=100 {
-        t.publish(data(i)).await.unwrap();
-    }
-    let mut got = Vec::new();
-    while got.len() < 100 {
-        got.push(c.event().await.unwrap());
-    }
-    assert_eq!(got.last().unwrap().last_event_id, t.event_id(100));
-    let used = c.chunks - before;
-    assert!(used < 100, "{used} chunks for 100 events");
-    // A lone event later is not held back waiting for company.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let sent = std::time::Instant::now();
-    t.publish(data(101)).await.unwrap();
-    let e = c.event().await.unwrap();
-    assert_eq!(e.data, "101");
-    assert!(sent.elapsed() < Duration::from_millis(500));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upload_response_streams_its_job() {
-    let hub = Hub::new();
-    let srv = start(&hub).await;
-    let resp = tokio::time::timeout(
-        WAIT,
-        reqwest::Client::new()
-            .post(srv.url("/upload"))
-            .body("0123456789")
-            .send(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(header(&resp, "content-type"), Some("text/event-stream"));
-    let mut c = Client::new(resp);
-    let evs = c.rest().await;
-    let names: Vec<_> = evs.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(names, ["progress", "progress", "progress", "completed"]);
-    assert_eq!(evs[2].data, "3/3 of 10 bytes");
-    assert_eq!(evs[3].last_event_id, "3");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn negotiation_extractor() {
-    let hub = Hub::new();
-    let t = hub.topic("n").unwrap();
-    t.publish(data(1)).await.unwrap();
-    let srv = start(&hub).await;
-    let r = srv
-        .get("/status/n", &[("accept", "application/json")])
-        .await;
-    assert_eq!(r.status(), StatusCode::OK);
-    let v: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
-    assert_eq!(v["last_seq"], 1);
-    let r = srv.get("/status/n", &[]).await;
-    assert_eq!(header(&r, "content-type"), Some("application/json"));
-    let mut c = srv
-        .stream("/status/n", &[("accept", "text/event-stream")])
-        .await;
-    assert_eq!(header(&c.body, "content-type"), Some("text/event-stream"));
-    t.publish(data(2)).await.unwrap();
-    assert_eq!(c.event().await.unwrap().data, "2");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn response_options_first_frame_cache_control_heartbeat() {
-    let hub = Hub::new();
-    let srv = start(&hub).await;
-    let mut c = srv.stream("/custom", &[]).await;
-    assert_eq!(header(&c.body, "cache-control"), Some("no-store"));
-    // The retry hint first; the stream never yields, so then only heartbeats.
-    c.heartbeats(3).await;
-    assert_eq!(c.dec.retry(), Some(Duration::from_millis(1500)));
-    assert!(c.dec.next_event().is_none());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_of_results_reports_errors_in_band() {
-    let hub = Hub::new();
-    let router = Router::new().route(
-        "/r",
-        get(|| async {
-            let items: Vec<Result<Event<'static>, &'static str>> = vec![
-                Ok(Event::new().data("a")),
-                Err("boom"),
-                Ok(Event::new().data("b")),
-            ];
-            SseResponse::from_stream(futures_util::stream::iter(items))
-        }),
-    );
-    let srv = serve(&hub, router).await;
-    let mut c = srv.stream("/r", &[]).await;
-    let evs = c.rest().await;
-    let datas: Vec<_> = evs.iter().map(|e| e.data.as_str()).collect();
-    assert_eq!(datas, ["a", "b"]);
-    let raw = String::from_utf8_lossy(&c.raw).into_owned();
-    assert!(raw.contains(": event dropped: boom\n"), "{raw:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prefix_frames_come_after_the_first_frame_and_before_the_subscription() {
-    let hub = Hub::new();
-    let t = hub.topic("p").unwrap();
-    t.publish_keyed("status", Event::new().event("status").data("queued"))
-        .await
-        .unwrap();
-    let srv = start(&hub).await;
-    let mut c = srv.stream("/prefixed/p", &[]).await;
-    t.finish(Event::new().event("completed").data("done"))
-        .await
-        .unwrap();
-    let evs = c.rest().await;
-    let want = format!(
-        ": ok\n\nevent: initial_status\ndata: hello p\n\n\
-         event: status\ndata: queued\nid: {}\n\nevent: completed\ndata: done\nid: {}\n\n",
-        t.event_id(1),
-        t.event_id(2)
-    );
-    assert_eq!(c.raw(), want);
-    assert_eq!(evs.len(), 3);
-    // Refusals are not prefixed: 204 for a client that saw the end.
-    let r = srv
-        .get("/prefixed/p", &[("last-event-id", &t.event_id(2))])
-        .await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_id_from_before_a_restart_gets_a_gap_over_http() {
-    // The id a client kept from the server's previous run.
-    let before = Hub::new();
-    let old = before.topic("r").unwrap();
-    for i in 1..=5 {
-        old.publish(data(i)).await.unwrap();
-    }
-    let old_id = old.event_id(5);
-    // The restarted server's topic of the same name is further along.
-    let hub = Hub::new();
-    let t = hub.topic("r").unwrap();
-    for i in 1..=8 {
-        t.publish(data(i)).await.unwrap();
-    }
-    let srv = start(&hub).await;
-    let mut c = srv.stream("/events/r", &[("last-event-id", &old_id)]).await;
-    let gap = c.event().await.unwrap();
-    assert_eq!(gap.event, "gap");
-    let v: serde_json::Value = serde_json::from_str(&gap.data).unwrap();
-    assert_eq!(v["after"], serde_json::Value::Null);
-    // Then live events of the new incarnation, never 6..=8 as if they followed the old 5.
-    t.publish(data(9)).await.unwrap();
-    let e = c.event().await.unwrap();
-    assert_eq!(e.data, "9");
-    assert_eq!(e.last_event_id, t.event_id(9));
-    // A bare number still means a position in the current incarnation.
-    let mut c = srv.stream("/events/r?lastEventId=7", &[]).await;
-    let e = c.event().await.unwrap();
-    assert_eq!((e.data.as_str(), e.last_event_id), ("8", t.event_id(8)));
 }

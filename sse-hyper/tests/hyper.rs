@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
-//! End-to-end tests: `sse_hyper::serve` (HTTP/1.1 + HTTP/2) on loopback; reqwest as the
-//! HTTP/1.1 client, hyper's HTTP/2 client (prior knowledge) for many streams on one connection.
+//! What only hyper has: HTTP/2 (many streams on one connection, disconnects and shutdown over
+//! h2) and `serve`'s shutdown deadline, on loopback; reqwest as the HTTP/1.1 client, hyper's
+//! HTTP/2 client (prior knowledge). The behaviour every adapter shares is in `conformance.rs`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,12 +16,10 @@ use hyper::client::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sse_core::http::{Negotiated, StreamHeaders};
-use sse_core::hub::{Access, SubscribeOptions, TopicConfig, TopicOptions};
+use sse_core::hub::SubscribeOptions;
 use sse_core::{Event, Frame, Hub, SseBody};
 use sse_hyper::SseResponseBody;
-use sse_testkit::sse::{
-    data, header, ids, same_incarnation_seqs, wait_for, ChunkSource, SseClient,
-};
+use sse_testkit::sse::{data, header, ids, wait_for, ChunkSource, SseClient};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -222,128 +221,6 @@ fn h2_client(resp: Response<Incoming>) -> Client {
 // Tests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn h1_headers_first_byte_events_and_end() {
-    let hub = Hub::new();
-    let t = hub.topic("job").unwrap();
-    let srv = start(&hub, WAIT).await;
-    let mut c = srv.stream("/events/job", &[]).await;
-    let Body::H1(resp) = &c.body else { panic!() };
-    assert_eq!(header(resp, "content-type"), Some("text/event-stream"));
-    assert_eq!(header(resp, "cache-control"), Some("no-cache"));
-    assert_eq!(header(resp, "x-accel-buffering"), Some("no"));
-    // Nothing is published yet: the first frame alone arrives.
-    assert_eq!(c.chunk().await.unwrap(), b": ok\n\n");
-    for i in 1..=20 {
-        t.publish(data(i)).await.unwrap();
-    }
-    t.finish(Event::new().event("completed").data("bye"))
-        .await
-        .unwrap();
-    let evs = c.rest().await;
-    let want: Vec<String> = (1..=21).map(|i| t.event_id(i)).collect();
-    assert_eq!(ids(&evs), want);
-    assert_eq!(evs[20].event, "completed");
-    assert!(c.ended);
-}
-
-async fn resume(query: bool) {
-    let hub = Hub::new();
-    let t = hub.topic("r").unwrap();
-    let srv = start(&hub, WAIT).await;
-    let mut c = srv.stream("/events/r", &[]).await;
-    for i in 1..=5 {
-        t.publish(data(i)).await.unwrap();
-    }
-    let mut seen = Vec::new();
-    while seen.len() < 3 {
-        seen.push(c.event().await.unwrap());
-    }
-    drop(c);
-    for i in 6..=8 {
-        t.publish(data(i)).await.unwrap();
-    }
-    let last = seen[2].last_event_id.clone();
-    assert_eq!(last, t.event_id(3));
-    let mut c = if query {
-        srv.stream(&format!("/events/r?x=1&lastEventId={last}"), &[])
-            .await
-    } else {
-        srv.stream("/events/r", &[("last-event-id", &last)]).await
-    };
-    t.finish(Event::new().event("completed").data("x"))
-        .await
-        .unwrap();
-    let evs = c.rest().await;
-    let want: Vec<String> = (4..=9).map(|i| t.event_id(i)).collect();
-    assert_eq!(ids(&evs), want);
-    let datas: Vec<_> = evs.iter().map(|e| e.data.as_str()).collect();
-    assert_eq!(datas, ["4", "5", "6", "7", "8", "x"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_with_last_event_id_header() {
-    resume(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_with_last_event_id_query() {
-    resume(true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscribe_outcomes_map_to_statuses() {
-    let hub = Hub::builder()
-        .max_subscriptions_per_user(1)
-        .authorize(|r| match (r.owner, r.user) {
-            (Some(_), None) => Access::Unauthenticated,
-            (Some(o), Some(u)) if o != u => Access::Forbidden,
-            _ => Access::Allow,
-        })
-        .build();
-    let done = hub.topic("done").unwrap();
-    let last = done.event_id(
-        done.finish(Event::new().event("completed").data("x"))
-            .await
-            .unwrap(),
-    );
-    hub.create_topic(
-        "small",
-        TopicOptions::new().config(TopicConfig::default().max_subscribers(1)),
-    )
-    .unwrap();
-    hub.create_topic("private", TopicOptions::new().owner("alice"))
-        .unwrap();
-    hub.topic("open").unwrap();
-    let srv = start(&hub, WAIT).await;
-
-    let r = srv.get("/events/done", &[("last-event-id", &last)]).await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    assert!(r.bytes().await.unwrap().is_empty());
-
-    let r = srv.get("/events/nope", &[]).await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(r.text().await.unwrap(), "topic not found\n");
-
-    let _held = srv.stream("/events/small", &[]).await;
-    let r = srv.get("/events/small", &[]).await;
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-
-    let _mine = srv.stream("/events/open", &[("x-user", "bob")]).await;
-    let r = srv.get("/events/open", &[("x-user", "bob")]).await;
-    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
-
-    let r = srv.get("/events/private", &[]).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(header(&r, "www-authenticate"), Some("Bearer"));
-    let r = srv.get("/events/private", &[("x-user", "mallory")]).await;
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
-
-    hub.begin_shutdown();
-    let r = srv.get("/events/open", &[]).await;
-    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_job_streams_over_one_h2_connection() {
     const JOBS: usize = 20;
     let hub = Hub::new();
@@ -452,73 +329,6 @@ async fn graceful_shutdown_ends_h1_and_h2_streams() {
     assert_eq!(hub.subscriber_count(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn burst_is_coalesced_and_lone_event_is_prompt() {
-    let hub = Hub::new();
-    let t = hub.topic("c").unwrap();
-    let srv = start(&hub, WAIT).await;
-    let mut c = srv.stream("/events/c", &[]).await;
-    c.chunk().await.unwrap();
-    let before = c.chunks;
-    for i in 1..=100 {
-        t.publish(data(i)).await.unwrap();
-    }
-    let mut got = Vec::new();
-    while got.len() < 100 {
-        got.push(c.event().await.unwrap());
-    }
-    assert_eq!(got.last().unwrap().last_event_id, t.event_id(100));
-    let used = c.chunks - before;
-    assert!(used < 100, "{used} chunks for 100 events");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let sent = std::time::Instant::now();
-    t.publish(data(101)).await.unwrap();
-    assert_eq!(c.event().await.unwrap().data, "101");
-    assert!(sent.elapsed() < Duration::from_millis(500));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upload_response_streams_its_job() {
-    let hub = Hub::new();
-    let srv = start(&hub, WAIT).await;
-    let resp = tokio::time::timeout(
-        WAIT,
-        reqwest::Client::new()
-            .post(srv.url("/upload"))
-            .body("0123456789")
-            .send(),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut c = Client::new(Body::H1(resp));
-    let evs = c.rest().await;
-    let names: Vec<_> = evs.iter().map(|e| e.event.as_str()).collect();
-    assert_eq!(names, ["progress", "progress", "progress", "completed"]);
-    assert_eq!(evs[2].data, r#"{"bytes":10,"page":3}"#);
-    // The job's topic is named by the server: one incarnation, sequences 1 to 4.
-    assert_eq!(same_incarnation_seqs(&ids(&evs)), [1, 2, 3, 4]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn negotiation_helper() {
-    let hub = Hub::new();
-    let t = hub.topic("n").unwrap();
-    t.publish(data(1)).await.unwrap();
-    let srv = start(&hub, WAIT).await;
-    let r = srv
-        .get("/status/n", &[("accept", "application/json")])
-        .await;
-    assert_eq!(header(&r, "content-type"), Some("application/json"));
-    assert_eq!(r.text().await.unwrap(), r#"{"last_seq":1}"#);
-    let mut c = srv
-        .stream("/status/n", &[("accept", "text/event-stream")])
-        .await;
-    t.publish(data(2)).await.unwrap();
-    assert_eq!(c.event().await.unwrap().data, "2");
-}
-
 /// A user stream that never ends: options apply, and shutdown closes it at the deadline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_stream_options_and_shutdown_deadline() {
@@ -570,67 +380,4 @@ async fn user_stream_options_and_shutdown_deadline() {
         }
     }
     assert!(ended);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_response_of_results() {
-    let hub = Hub::new();
-    let (listener, addr) = listen().await;
-    let svc = service_fn(|_req: Request<Incoming>| async {
-        let items: Vec<Result<Event<'static>, &'static str>> = vec![
-            Ok(Event::new().data("a")),
-            Err("boom"),
-            Ok(Event::new().data("b")),
-        ];
-        Ok::<_, Infallible>(sse_hyper::stream_response(futures_util::stream::iter(
-            items,
-        )))
-    });
-    let (stop, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(sse_hyper::serve(
-        listener,
-        svc,
-        hub,
-        async {
-            let _ = rx.await;
-        },
-        WAIT,
-    ));
-    let resp = reqwest::get(format!("http://{addr}/")).await.unwrap();
-    assert_eq!(header(&resp, "content-type"), Some("text/event-stream"));
-    let mut c = Client::new(Body::H1(resp));
-    let evs = c.rest().await;
-    let datas: Vec<_> = evs.iter().map(|e| e.data.as_str()).collect();
-    assert_eq!(datas, ["a", "b"]);
-    assert!(c.raw().contains(": event dropped: boom\n"), "{:?}", c.raw());
-    stop.send(()).unwrap();
-    assert!(tokio::time::timeout(WAIT, task).await.unwrap().unwrap());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prefix_frames_come_after_the_first_frame_and_before_the_subscription() {
-    let hub = Hub::new();
-    let t = hub.topic("p").unwrap();
-    t.publish_keyed("status", Event::new().event("status").data("queued"))
-        .await
-        .unwrap();
-    let srv = start(&hub, WAIT).await;
-    let mut c = srv.stream("/prefixed/p", &[]).await;
-    t.finish(Event::new().event("completed").data("done"))
-        .await
-        .unwrap();
-    let evs = c.rest().await;
-    assert_eq!(evs.len(), 3);
-    let want = format!(
-        ": ok\n\nevent: initial_status\ndata: hello p\n\n\
-         event: status\ndata: queued\nid: {}\n\nevent: completed\ndata: done\nid: {}\n\n",
-        t.event_id(1),
-        t.event_id(2)
-    );
-    assert_eq!(c.raw(), want);
-    // A refusal stays a refusal (no body to prefix): 204 for a client that saw the end.
-    let r = srv
-        .get("/prefixed/p", &[("last-event-id", &t.event_id(2))])
-        .await;
-    assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }
