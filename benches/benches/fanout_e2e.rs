@@ -1,5 +1,5 @@
-//! End-to-end fan-out over loopback: the bench server (`sse_examples::bench_server`) against
-//! the axum + broadcast baseline, as `/work/shared/bench-protocol.md` part 1 describes.
+//! End-to-end fan-out over loopback: the bench server (`sse_bench_server`) against
+//! the axum + broadcast baseline, as the bench protocol (`benches/bench-server/PROTOCOL.md`) part 1 describes.
 //!
 //! `cargo bench -p sse-benches --bench fanout_e2e`
 //!
@@ -42,8 +42,8 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use sse_bench_server::{self as bench_server, axum_broadcast, Config, Frontend};
 use sse_core::Decoder;
-use sse_examples::bench_server::{self, axum_broadcast, Config, Frontend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;

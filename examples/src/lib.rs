@@ -1,6 +1,5 @@
 //! Shared helpers for the examples.
 
-pub mod bench_server;
 pub mod characters;
 pub mod demo;
 pub mod pdf_ocr;

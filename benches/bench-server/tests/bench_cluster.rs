@@ -1,4 +1,4 @@
-//! Part 3 of `/work/shared/bench-protocol.md`: several `bench-server` processes sharing one
+//! Part 3 of the bench protocol (`benches/bench-server/PROTOCOL.md`): several `bench-server` processes sharing one
 //! Redis backplane (`BACKPLANE=redis://HOST:PORT`).
 //!
 //! Each test starts its own `redis-server` on a free port in a temporary directory (never the

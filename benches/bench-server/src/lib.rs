@@ -1,4 +1,4 @@
-//! The fan-out bench and conformance server (`/work/shared/bench-protocol.md`, parts 1 to 3).
+//! The fan-out bench and conformance server (`PROTOCOL.md` in this crate, parts 1 to 3).
 //!
 //! ```text
 //! GET  /sub/{topic}                       `: ok`, then events with id = `INC:` + per-topic seq 1, 2, …

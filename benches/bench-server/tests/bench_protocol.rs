@@ -1,4 +1,4 @@
-//! Conformance of `bench-server` to `/work/shared/bench-protocol.md`, parts 1 and 2.
+//! Conformance of `bench-server` to the bench protocol (`benches/bench-server/PROTOCOL.md`), parts 1 and 2.
 //!
 //! Each test starts the real binary (`PORT=0`, configured through its environment, under both
 //! front ends) and talks to it over loopback: hand-written HTTP/1.1 on `std::net::TcpStream`
@@ -572,7 +572,7 @@ impl Tracker<'_> {
 /// In-process (`spawn_thread`), with a short heartbeat: an idle stream gets `:` comments.
 #[test]
 fn heartbeats_and_cors_in_process() {
-    use sse_examples::bench_server::{spawn_thread, Config, Frontend};
+    use sse_bench_server::{spawn_thread, Config, Frontend};
     for fe in [Frontend::Raw, Frontend::Hyper] {
         let config = Config::default()
             .frontend(fe)
