@@ -1,5 +1,7 @@
-//! End-to-end fan-out over loopback: the bench server (`sse_bench_server`) against
-//! the axum + broadcast baseline, as the bench protocol (`benches/bench-server/PROTOCOL.md`) part 1 describes.
+//! End-to-end fan-out over loopback: the bench server (`sse_bench_server`) through each
+//! adapter's front end, against each framework's own SSE in the same run (axum's `Sse` +
+//! `tokio::sync::broadcast`; actix-web-lab's `sse`), as the bench protocol
+//! (`benches/bench-server/PROTOCOL.md`) part 1 describes.
 //!
 //! `cargo bench -p sse-benches --bench fanout_e2e`
 //!
@@ -29,8 +31,9 @@
 //! these servers send); use it to see how far the server goes.
 //!
 //! Environment: `C` (1000), `N` (1000), `SIZE` (100), `RUNS` (3), `LIMIT` (seconds, 30),
-//! `SERVERS` (`sse,axum`; also `sse-raw`, `sse-hyper`), `PARSER` (`decoder`, `fast`); the `sse`
-//! server also reads `FRONTEND`, `POLICY`, `QUEUE`, `HISTORY` like `bench-server`. Without
+//! `SERVERS` (default `sse-raw,sse-axum,axum,sse-actix,actix-lab,sse-hyper`; also `sse`, which
+//! reads `FRONTEND`), `PARSER` (`decoder`, `fast`); the `sse*` servers also read `POLICY`,
+//! `QUEUE`, `HISTORY` like `bench-server`. Without
 //! `--bench` in its arguments (as under `cargo test --benches`) it does nothing.
 
 use std::cell::{Cell, RefCell};
@@ -42,7 +45,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sse_bench_server::{self as bench_server, axum_broadcast, Config, Frontend};
+use sse_bench_server::{self as bench_server, actix_lab, axum_broadcast, Config, Frontend};
 use sse_core::Decoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -91,9 +94,19 @@ fn run_server(kind: &str) -> ExitCode {
         "sse-hyper" => bench_server::main_with(kind, move |l| {
             bench_server::serve(l, config.frontend(Frontend::Hyper))
         }),
+        "sse-axum" => bench_server::main_with(kind, move |l| {
+            bench_server::serve(l, config.frontend(Frontend::Axum))
+        }),
+        "sse-actix" => bench_server::main_with(kind, move |l| {
+            bench_server::serve(l, config.frontend(Frontend::Actix))
+        }),
         "axum" => bench_server::main_with(kind, axum_broadcast::serve),
+        "actix-lab" => bench_server::main_with(kind, actix_lab::serve),
         other => {
-            eprintln!("fanout_e2e: unknown server {other:?} (sse, sse-raw, sse-hyper, axum)");
+            eprintln!(
+                "fanout_e2e: unknown server {other:?} \
+                 (sse, sse-raw, sse-hyper, sse-axum, sse-actix, axum, actix-lab)"
+            );
             ExitCode::from(2)
         }
     }
@@ -122,7 +135,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Res<T> {
 
 impl Params {
     fn from_env() -> Res<Params> {
-        let servers: String = env_or("SERVERS", "sse,axum".to_owned())?;
+        let servers: String = env_or(
+            "SERVERS",
+            "sse-raw,sse-axum,axum,sse-actix,actix-lab,sse-hyper".to_owned(),
+        )?;
         Ok(Params {
             fast: match env_or("PARSER", "decoder".to_owned())?.as_str() {
                 "decoder" => false,

@@ -86,9 +86,6 @@ impl Reply {
 /// The response body of a stream.
 pub(crate) type Body = SseBody<Subscription>;
 
-/// Most bytes coalesced into one chunk (one write).
-const MAX_CHUNK: usize = 64 << 10;
-
 /// The shared state of a server: the hub and the settings /stats reports.
 pub(crate) struct App {
     hub: Hub,
@@ -99,7 +96,6 @@ pub(crate) struct App {
     history: usize,
     frontend: &'static str,
     stride: usize,
-    heartbeat: Duration,
 }
 
 impl App {
@@ -111,7 +107,6 @@ impl App {
             queue: config.queue,
             history: config.history,
             frontend: config.frontend.as_str(),
-            heartbeat: config.heartbeat,
             // Half the smaller of the subscriber bound and the history: subscribers that keep
             // up get to run before they could fall behind (the publisher never waits for them:
             // it only lets the runtime run once).
@@ -159,17 +154,30 @@ impl App {
         not_found(path)
     }
 
+    /// What `GET /sub/{topic}` subscribes with; `None` for a topic path segment that is not a
+    /// topic name (the front ends then answer through [`App::handle`]).
+    pub(crate) fn subscribe_options(
+        &self,
+        topic: &str,
+        last_event_id: Option<String>,
+    ) -> Option<SubscribeOptions> {
+        let topic = topic_name(topic)?;
+        Some(
+            SubscribeOptions::topic(topic)
+                .last_event_id(last_event_id)
+                .create_if_missing(true),
+        )
+    }
+
     async fn subscribe(&self, topic: &str, last_event_id: Option<String>) -> Reply {
-        let opts = SubscribeOptions::topic(topic)
-            .last_event_id(last_event_id)
-            .create_if_missing(true);
+        let Some(opts) = self.subscribe_options(topic, last_event_id) else {
+            return not_found(topic);
+        };
         // With a backplane, the subscribe first loads what this node lacks (503 when Redis is
         // down and this node cannot serve the client's position).
         let (parts, body) = sse_hyper::subscribe(&self.hub, opts).await.into_parts();
         match body {
-            SseResponseBody::Stream(body) => {
-                Reply::Stream(body.heartbeat(Some(self.heartbeat)).max_chunk(MAX_CHUNK))
-            }
+            SseResponseBody::Stream(body) => Reply::Stream(body),
             SseResponseBody::Full(full) => {
                 let body = match full.collect().await {
                     Ok(c) => c.to_bytes(),

@@ -63,9 +63,10 @@
 //! to write before a long burst could push them past their bound, and other requests are not
 //! starved by a ten-million-event POST.
 
+pub mod actix_lab;
 mod app;
 pub mod axum_broadcast;
-mod hyper_front;
+mod frontends;
 mod raw;
 
 use std::io;
@@ -88,8 +89,14 @@ pub enum Frontend {
     /// per-connection buffers while idle.
     #[default]
     Raw,
-    /// hyper 1's HTTP/1.1 server connection.
+    /// `sse_hyper::serve` (HTTP/1.1 and HTTP/2), the stream route calling
+    /// `sse_hyper::subscribe`.
     Hyper,
+    /// A `Router` served by `axum::serve`, the stream route calling `sse_axum::subscribe`.
+    Axum,
+    /// An actix-web `HttpServer` (one worker), the stream route calling
+    /// `sse_actix::subscribe`.
+    Actix,
 }
 
 impl Frontend {
@@ -98,6 +105,8 @@ impl Frontend {
         match self {
             Frontend::Raw => "raw",
             Frontend::Hyper => "hyper",
+            Frontend::Axum => "axum",
+            Frontend::Actix => "actix",
         }
     }
 }
@@ -109,8 +118,10 @@ impl std::str::FromStr for Frontend {
         match s {
             "raw" => Ok(Frontend::Raw),
             "hyper" => Ok(Frontend::Hyper),
+            "axum" => Ok(Frontend::Axum),
+            "actix" => Ok(Frontend::Actix),
             other => Err(format!(
-                "unknown FRONTEND {other:?} (expected raw or hyper)"
+                "unknown FRONTEND {other:?} (expected raw, hyper, axum or actix)"
             )),
         }
     }
@@ -283,7 +294,9 @@ async fn serve_node(
     tokio::spawn(app::sweeper(app.hub().clone()));
     match config.frontend {
         Frontend::Raw => raw::serve(listener, app).await,
-        Frontend::Hyper => hyper_front::serve(listener, app).await,
+        Frontend::Hyper => frontends::hyper_front::serve(listener, app).await,
+        Frontend::Axum => frontends::axum_front::serve(listener, app).await,
+        Frontend::Actix => frontends::actix_front::serve(listener, app).await,
     }
 }
 

@@ -117,7 +117,9 @@ fn seq(e: &DecodedEvent) -> u64 {
 /// The bound for "a POST is not slowed down": generous, for a debug build on a busy machine.
 const POST_BOUND: Duration = Duration::from_secs(5);
 
-macro_rules! both_frontends {
+/// Every check runs against every front end: the bench-only raw one and the three built on
+/// the adapters.
+macro_rules! every_frontend {
     ($($name:ident),* $(,)?) => {
         mod raw {
             $( #[test] fn $name() { super::$name("raw") } )*
@@ -125,10 +127,16 @@ macro_rules! both_frontends {
         mod hyper {
             $( #[test] fn $name() { super::$name("hyper") } )*
         }
+        mod axum {
+            $( #[test] fn $name() { super::$name("axum") } )*
+        }
+        mod actix {
+            $( #[test] fn $name() { super::$name("actix") } )*
+        }
     };
 }
 
-both_frontends!(
+every_frontend!(
     fan_out_ids_and_payloads,
     event_type_and_key,
     resume_while_publishing,
@@ -573,7 +581,12 @@ impl Tracker<'_> {
 #[test]
 fn heartbeats_and_cors_in_process() {
     use sse_bench_server::{spawn_thread, Config, Frontend};
-    for fe in [Frontend::Raw, Frontend::Hyper] {
+    for fe in [
+        Frontend::Raw,
+        Frontend::Hyper,
+        Frontend::Axum,
+        Frontend::Actix,
+    ] {
         let config = Config::default()
             .frontend(fe)
             .heartbeat(Duration::from_millis(200));
@@ -645,7 +658,7 @@ fn bad_environment_is_refused() {
 #[tokio::test]
 async fn reqwest_client() {
     use futures_util::StreamExt;
-    for fe in ["raw", "hyper"] {
+    for fe in ["raw", "hyper", "axum", "actix"] {
         let srv = Server::start(fe, &[]);
         let base = format!("http://{}", srv.addr);
         let client = reqwest::Client::new();
