@@ -67,8 +67,44 @@
 //! 4.11 or later; older versions also keep idle keep-alive connections open during a graceful
 //! stop).
 //!
+//! # Timeouts and connection limits
+//!
+//! actix-web bounds slow clients by itself; the settings that matter for a server with
+//! long-lived event streams, on [`HttpServer`]:
+//!
+//! * [`client_request_timeout`](actix_web::HttpServer::client_request_timeout) (default 5 s):
+//!   time to receive a request head; a client too slow gets `408 Request Timeout` and the
+//!   connection is closed. Keep it (a few seconds); `0` disables it, which lets a client that
+//!   sends a header one byte at a time hold a connection forever.
+//! * [`keep_alive`](actix_web::HttpServer::keep_alive) (default 5 s): how long an idle
+//!   connection waits for its next request. An open event stream is a response being written,
+//!   not an idle connection: neither this nor the request timeout ever cuts it.
+//! * [`max_connections`](actix_web::HttpServer::max_connections) (default 25 000 **per
+//!   worker**): at the cap a worker stops accepting; new connections wait in the listen backlog
+//!   ([`backlog`](actix_web::HttpServer::backlog)) until one closes. Size it for your streams:
+//!   every open event stream holds one connection (HTTP/1.1) for as long as it is open.
+//! * [`client_disconnect_timeout`](actix_web::HttpServer::client_disconnect_timeout) (default
+//!   1 s): time allowed to close a connection cleanly.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use actix_web::{App, HttpServer};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! HttpServer::new(|| App::new())
+//!     .client_request_timeout(Duration::from_secs(10))
+//!     .keep_alive(Duration::from_secs(30))
+//!     .max_connections(10_000)
+//!     .h1_allow_half_closed(false)
+//!     .bind(("0.0.0.0", 8080))?
+//!     .run()
+//!     .await
+//! # }
+//! ```
+//!
 //! [`HttpServer::shutdown_signal`]: actix_web::HttpServer::shutdown_signal
 //! [`HttpServer::h1_allow_half_closed`]: actix_web::HttpServer::h1_allow_half_closed
+//! [`HttpServer`]: actix_web::HttpServer
 
 use std::convert::Infallible;
 use std::fmt;

@@ -33,6 +33,47 @@
 //!
 //! A user stream (for example one job streamed as the response to its upload) becomes a
 //! response with [`SseResponse::from_stream`].
+//!
+//! # Timeouts and a connection cap in production
+//!
+//! `axum::serve` sets no timeout on reading a request head and no cap on connections: a client
+//! that sends a request head one byte every few seconds holds a connection (a socket, a task,
+//! buffers) for as long as it likes, and enough of them exhaust the server. `tower_http`'s
+//! timeout layers cannot help, as they start once the head has arrived. Internet-facing
+//! servers should run the router on `sse_hyper`'s server loop instead, which bounds the time to
+//! receive a request head (10 s by default; HTTP/2 connections get keep-alive pings), caps open
+//! connections (10 000 by default) and shuts down gracefully like [`shutdown_signal`] does.
+//! Open event streams are never cut by these: a stream is a response being written, and its
+//! heartbeats keep proxies from closing it. It takes `sse-hyper` and `hyper-util` (feature
+//! `service`) as dependencies:
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use hyper_util::service::TowerToHyperService;
+//! use sse_core::Hub;
+//! use sse_hyper::ServeOptions;
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let hub = Hub::new();
+//! let app: Router = Router::new()
+//!     .route("/", get(|| async { "ok" }))
+//!     .with_state(hub.clone());
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! let options = ServeOptions::default()
+//!     .header_read_timeout(Some(std::time::Duration::from_secs(10)))
+//!     .max_connections(Some(10_000));
+//! let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
+//! // On Ctrl-C every stream gets its final frame and ends; connections still open after the
+//! // shutdown deadline (5 s by default) are closed.
+//! sse_hyper::serve_with(listener, TowerToHyperService::new(app), hub, shutdown, options).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! (Handlers that need the peer address take it from a middleware that reads it from the
+//! connection, as `ConnectInfo` is a feature of `axum::serve`.) Behind a reverse proxy that
+//! already enforces these limits (nginx's `client_header_timeout`, an L7 load balancer),
+//! `axum::serve` is fine as it is.
 
 use std::convert::Infallible;
 use std::fmt;

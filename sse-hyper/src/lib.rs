@@ -1,5 +1,8 @@
 //! [hyper] 1.x adapter for [`sse_core`]: event-stream responses, subscribe rejections, request
-//! helpers, and a server loop (HTTP/1.1 and HTTP/2) with graceful shutdown.
+//! helpers, and a server loop (HTTP/1.1 and HTTP/2) with graceful shutdown, timeouts and a
+//! connection cap ([`serve`], [`serve_with`] and [`ServeOptions`]: by default a client must send
+//! a request head within 10 s, and at most 10 000 connections are open at once; open event
+//! streams are never cut by either).
 //!
 //! ```no_run
 //! use std::convert::Infallible;
@@ -38,6 +41,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -48,7 +53,7 @@ use http_body::{Body, Frame as BodyFrame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::Service;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulConnection, GracefulShutdown};
 use sse_core::body::{FrameSource, IntoFrame, StreamSource};
@@ -56,6 +61,7 @@ use sse_core::http::{Negotiated, StreamHeaders};
 use sse_core::hub::{SubscribeError, SubscribeOptions};
 use sse_core::{Hub, SseBody, Subscription};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use sse_core;
@@ -244,9 +250,134 @@ impl Graceful {
     }
 }
 
+/// What [`serve_with`] does with a connection accepted while
+/// [`ServeOptions::max_connections`] are open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Close it at once, before reading anything (the default). Costs the server nothing, which
+    /// matters most when it is overloaded, and a browser's `EventSource` treats it as a network
+    /// error: it reconnects after its retry delay.
+    Close,
+    /// Read the request and answer `503 Service Unavailable` with `Retry-After` (whole seconds,
+    /// at least 1), then close. Clearer to load balancers and HTTP clients; note that a
+    /// browser's `EventSource` treats a 503 as final and does not reconnect by itself. At most
+    /// 64 connections are answered this way at once; beyond that they are closed.
+    ServiceUnavailable {
+        /// The `Retry-After` to send.
+        retry_after: Duration,
+    },
+}
+
+/// Settings of [`serve_with`]: timeouts that close idle or slow connections, and a cap on
+/// connections. The defaults suit a server exposed to the internet; none of them ever cuts an
+/// open event stream (a stream is a response being written, not a request being read).
+///
+/// ```
+/// use std::time::Duration;
+/// use sse_hyper::{Refusal, ServeOptions};
+///
+/// let options = ServeOptions::default()
+///     .header_read_timeout(Some(Duration::from_secs(5)))
+///     .max_connections(Some(50_000))
+///     .refusal(Refusal::ServiceUnavailable { retry_after: Duration::from_secs(2) })
+///     .shutdown_deadline(Duration::from_secs(10));
+/// # drop(options);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServeOptions {
+    /// Time a client has to send a whole request head (default 10 s): the first request of a
+    /// connection (from the moment it is accepted, HTTP/1.1 and HTTP/2 alike) and every next
+    /// one on a kept-alive HTTP/1.1 connection (from the end of the previous response). A
+    /// connection that has not sent it in time is closed. `None`: no bound (not advised: a
+    /// client that sends a byte now and then holds a connection forever).
+    pub header_read_timeout: Option<Duration>,
+    /// Interval of HTTP/2 keep-alive pings (default 20 s): a connection whose peer does not
+    /// answer a ping within [`http2_keep_alive_timeout`](Self::http2_keep_alive_timeout) is
+    /// closed. A live client answers pings, so its streams carry on. `None`: no pings.
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// Time allowed for the answer to an HTTP/2 keep-alive ping (default 20 s).
+    pub http2_keep_alive_timeout: Duration,
+    /// Most connections open at once (default 10 000); the next ones are refused as
+    /// [`refusal`](Self::refusal) says. `None`: no cap (the process's file limit is the cap).
+    pub max_connections: Option<usize>,
+    /// What happens to a connection beyond the cap (default [`Refusal::Close`]).
+    pub refusal: Refusal,
+    /// On shutdown, how long connections get to finish before they are closed (default 5 s).
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            header_read_timeout: Some(Duration::from_secs(10)),
+            http2_keep_alive_interval: Some(Duration::from_secs(20)),
+            http2_keep_alive_timeout: Duration::from_secs(20),
+            max_connections: Some(10_000),
+            refusal: Refusal::Close,
+            shutdown_deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+impl ServeOptions {
+    /// Sets the time allowed for a request head (`None`, or zero: no bound).
+    pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.header_read_timeout = timeout.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Sets the HTTP/2 keep-alive ping interval (`None`, or zero: no pings) and the time
+    /// allowed for an answer.
+    pub fn http2_keep_alive(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
+        self.http2_keep_alive_interval = interval.filter(|d| !d.is_zero());
+        self.http2_keep_alive_timeout = timeout;
+        self
+    }
+
+    /// Sets the cap on open connections (`None`: no cap; at least 1).
+    pub fn max_connections(mut self, max: Option<usize>) -> Self {
+        self.max_connections = max.map(|n| n.max(1));
+        self
+    }
+
+    /// Sets what happens to a connection beyond the cap.
+    pub fn refusal(mut self, refusal: Refusal) -> Self {
+        self.refusal = refusal;
+        self
+    }
+
+    /// Sets how long connections get to finish on shutdown.
+    pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
+        self.shutdown_deadline = deadline;
+        self
+    }
+
+    fn builder(&self) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(self.http2_keep_alive_interval)
+            .keep_alive_timeout(self.http2_keep_alive_timeout);
+        builder
+    }
+}
+
+/// Most connections answered with a 503 at once (see [`Refusal::ServiceUnavailable`]).
+const MAX_REFUSING: usize = 64;
+
 /// Serves `service` on `listener`, HTTP/1.1 and HTTP/2 (h2c prior knowledge), until `signal`
 /// resolves; then shuts down gracefully with [`Graceful::shutdown`] and closes the connections
 /// still open after `deadline`. Returns whether every connection finished in time.
+///
+/// The timeouts and the connection cap of [`ServeOptions::default`] apply (a request head
+/// within 10 s, at most 10 000 connections); [`serve_with`] sets them.
 ///
 /// Failed accepts (for example too many open files) are retried after a short pause.
 pub async fn serve<S, B>(
@@ -264,7 +395,50 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let options = ServeOptions::default().shutdown_deadline(deadline);
+    serve_with(listener, service, hub, signal, options).await
+}
+
+/// [`serve`] with `options`: serves `service` on `listener` until `signal` resolves, closes
+/// connections that do not send a request head in time, refuses connections beyond the cap,
+/// then shuts down gracefully (at most [`ServeOptions::shutdown_deadline`]). Returns whether
+/// every connection finished in time.
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// # async fn run(service: impl hyper::service::Service<hyper::Request<hyper::body::Incoming>,
+/// #     Response = hyper::Response<sse_hyper::SseResponseBody>, Error = std::convert::Infallible,
+/// #     Future: Send + 'static> + Clone + Send + 'static, hub: sse_core::Hub) -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+/// let options = sse_hyper::ServeOptions::default().max_connections(Some(50_000));
+/// let shutdown = async { let _ = tokio::signal::ctrl_c().await; };
+/// sse_hyper::serve_with(listener, service, hub, shutdown, options).await;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn serve_with<S, B>(
+    listener: TcpListener,
+    service: S,
+    hub: Hub,
+    signal: impl Future<Output = ()>,
+    options: ServeOptions,
+) -> bool
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let builder = options.builder();
+    let mut refuser = options.builder();
+    refuser.http1().keep_alive(false);
+    let slots = options
+        .max_connections
+        .map(|n| Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))));
+    let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
+    let head_timeout = options.header_read_timeout;
     let graceful = Graceful::new(hub);
     let mut conns = JoinSet::new();
     let mut signal = pin!(signal);
@@ -274,13 +448,29 @@ where
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
+                    let permit = match &slots {
+                        None => None,
+                        Some(slots) => match Arc::clone(slots).try_acquire_owned() {
+                            Ok(p) => Some(p),
+                            Err(_) => {
+                                refuse(&refuser, &options, &refusing, tcp, &mut conns);
+                                continue;
+                            }
+                        },
+                    };
+                    let seen = Arc::new(AtomicBool::new(false));
+                    let service = FirstRequest {
+                        inner: service.clone(),
+                        seen: Arc::clone(&seen),
+                    };
                     let conn = builder
-                        .serve_connection(TokioIo::new(tcp), service.clone())
+                        .serve_connection(TokioIo::new(tcp), service)
                         .into_owned();
                     let conn = graceful.watch(conn);
                     conns.spawn(async move {
+                        let _permit = permit;
                         // A connection error concerns that connection only.
-                        let _ = conn.await;
+                        let _ = first_request_within(conn, head_timeout, &seen).await;
                     });
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -288,7 +478,88 @@ where
         }
     }
     drop(listener);
-    let clean = graceful.shutdown(deadline).await;
+    let clean = graceful.shutdown(options.shutdown_deadline).await;
     conns.shutdown().await;
     clean
+}
+
+/// Runs `conn`; drops it (closing the connection) if no request reached the service within
+/// `limit`. hyper bounds later heads of a kept-alive HTTP/1.1 connection itself, but not the
+/// choice between HTTP/1.1 and HTTP/2 nor an HTTP/2 connection that never sends a request.
+async fn first_request_within<F: Future>(
+    conn: F,
+    limit: Option<Duration>,
+    seen: &AtomicBool,
+) -> Option<F::Output> {
+    let mut conn = pin!(conn);
+    if let Some(limit) = limit {
+        tokio::select! {
+            out = &mut conn => return Some(out),
+            () = tokio::time::sleep(limit) => {}
+        }
+        if !seen.load(Ordering::Acquire) {
+            return None;
+        }
+    }
+    Some(conn.await)
+}
+
+/// Refuses a connection beyond the cap, as `options.refusal` says.
+fn refuse(
+    builder: &auto::Builder<TokioExecutor>,
+    options: &ServeOptions,
+    refusing: &Arc<Semaphore>,
+    tcp: tokio::net::TcpStream,
+    conns: &mut JoinSet<()>,
+) {
+    let Refusal::ServiceUnavailable { retry_after } = options.refusal else {
+        // Dropped: closed at once.
+        return;
+    };
+    let Ok(permit) = Arc::clone(refusing).try_acquire_owned() else {
+        return;
+    };
+    let secs = retry_after.as_secs().max(1);
+    let service = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
+        let mut res = Response::new(Full::new(Bytes::from_static(
+            b"too many connections, retry later\n",
+        )));
+        *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        res.headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        Ok::<_, Infallible>(res)
+    });
+    let conn = builder
+        .serve_connection(TokioIo::new(tcp), service)
+        .into_owned();
+    // Bounded in time as well as in number: an HTTP/2 client could keep it open.
+    let limit = options
+        .header_read_timeout
+        .unwrap_or(Duration::from_secs(10))
+        + Duration::from_secs(1);
+    conns.spawn(async move {
+        let _permit = permit;
+        let _ = tokio::time::timeout(limit, conn).await;
+    });
+}
+
+/// The service of one connection: notes that a request arrived.
+#[derive(Clone)]
+struct FirstRequest<S> {
+    inner: S,
+    seen: Arc<AtomicBool>,
+}
+
+impl<S, R> Service<R> for FirstRequest<S>
+where
+    S: Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, req: R) -> Self::Future {
+        self.seen.store(true, Ordering::Release);
+        self.inner.call(req)
+    }
 }

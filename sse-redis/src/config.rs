@@ -21,7 +21,8 @@ use std::time::Duration;
 pub struct RedisConfig {
     /// Prefix of every key (default `sse:`). A topic `T` uses `{prefix}{T}:seq` (its sequence),
     /// `{prefix}{T}:fin` (the finished marker) and `{prefix}{T}:log` (the stream), with `{T}` a
-    /// hash tag so that a topic's keys share one Redis Cluster slot.
+    /// hash tag so that a topic's keys share one Redis Cluster slot; and `{prefix}epoch`, a
+    /// marker the nodes set once and watch, so that they notice when Redis lost its data.
     pub prefix: String,
     /// Events kept per topic in Redis (`XADD MAXLEN ~`, so at least this many; `None`:
     /// unbounded). Keep it at least the hubs' [`TopicConfig::history_len`](sse_core::hub::TopicConfig)

@@ -25,6 +25,16 @@
 //!   open (their heartbeats go on). The connections come back by themselves with backoff, and
 //!   the reader resumes each topic from the last sequence applied on this node: no duplicate,
 //!   nothing lost that Redis kept.
+//! * **Data loss in Redis is never silent.** When Redis loses a topic's stream (`FLUSHALL`, a
+//!   restart without its data, another server behind the same address, an expired or evicted
+//!   key), the next publish starts a new incarnation numbered from 1 again. Each node notices
+//!   it: at once when a read returns entries of another incarnation, and otherwise within
+//!   twice [`RedisConfig::read_block`] (4 s by default): the reader compares every topic it reads with Redis
+//!   after each reconnect and whenever an epoch key it keeps in Redis disappears (one `GET` per
+//!   `read_block`), and a few silent topics at a time in between (`XREVRANGE … COUNT 1` each;
+//!   nothing per event). It then reads the new life from its start: subscribers get a `gap`,
+//!   then every event of the new life that Redis holds. A `tracing` warning names the topic,
+//!   and [`Stats::topics_lost`] counts these.
 //!
 //! # Wiring
 //!
@@ -104,6 +114,11 @@ pub struct Stats {
     pub connects: u64,
     /// Topics this node reads now (those it has subscribers for).
     pub topics_read: u64,
+    /// Times this node found that Redis had lost a topic it was following (the stream gone or
+    /// replaced by a new life, after a `FLUSHALL`, a restart without data, an expiry or a
+    /// deletion). Each time the topic's next life is read from its start, and its subscribers
+    /// get a `gap` then every event of the new life that Redis holds.
+    pub topics_lost: u64,
 }
 
 #[derive(Default)]
@@ -113,6 +128,7 @@ pub(crate) struct Counters {
     pub(crate) events_read: AtomicU64,
     pub(crate) reads: AtomicU64,
     connects: AtomicU64,
+    pub(crate) replaced: AtomicU64,
 }
 
 impl Counters {
@@ -214,6 +230,7 @@ impl RedisBackplane {
             reads: c.reads.load(Ordering::Relaxed),
             connects: c.connects.load(Ordering::Relaxed),
             topics_read: self.reader.reading.load(Ordering::Relaxed),
+            topics_lost: c.replaced.load(Ordering::Relaxed),
         }
     }
 
@@ -327,10 +344,19 @@ async fn prepare(
         .topic(&topic)
         .map_err(|e| BackplaneError::new(format!("cannot create the local topic: {e}")))?;
     let mut page = replies.next().map(parse_entries).unwrap_or_default();
+    let mut older = replies.next().map(parse_entries).unwrap_or_default();
     if local_last == 0 {
         page.reverse();
+    } else if let (Some(first), Some(inc)) = (page.first(), local.incarnation()) {
+        if first.incarnation != inc && local.last_seq() > 0 {
+            // Redis holds a new life of the topic (it lost the one this node had): read it from
+            // its start, or the events up to this node's last sequence would be skipped.
+            let mut cmd = redis::cmd("XRANGE");
+            cmd.arg(&keys.log).arg("-").arg("+").arg("COUNT").arg(cap);
+            page = control.range(cmd).await?;
+            older.clear();
+        }
     }
-    let older = replies.next().map(parse_entries).unwrap_or_default();
     count_read(&ctx, page.len() + older.len());
     if !older.is_empty() {
         let events: Vec<_> = older.iter().map(RawEntry::injected).collect();
