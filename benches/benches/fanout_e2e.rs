@@ -18,7 +18,7 @@
 //!    latency = receive time − the `ts` in the payload; lost = C·N − received. Each event's
 //!    `id:` must be the next sequence number and equal the payload's `seq` (counted as errors
 //!    otherwise). The share of the burst's wall time that the server and the load generator
-//!    spent on their cores (`/proc/PID/schedstat`) is printed too: the side near 100 % is the
+//!    spent on their cores (`/proc/PID/task/*/schedstat`) is printed too: the side near 100 % is the
 //!    bottleneck;
 //! 3. **after the burst**: the same connections, idle again: KiB per connection once more (what
 //!    a connection keeps after a burst).
@@ -412,12 +412,17 @@ fn rss_kib(pid: u32) -> Res<u64> {
         .ok_or_else(|| "no VmRSS".into())
 }
 
-/// Time the main thread of `pid` has spent on a CPU (`/proc/PID/schedstat`), in ns.
+/// Time every thread of `pid` has spent on a CPU (`/proc/PID/task/*/schedstat`), in ns: a
+/// server may run its work on a thread other than the main one (actix's system thread).
 fn cpu_ns(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 fn wall_ns() -> u64 {

@@ -5,7 +5,6 @@
 use std::convert::Infallible;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
@@ -146,14 +145,10 @@ pub(crate) mod hyper_front {
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(handle(app, req).await) }
         });
-        sse_hyper::serve(
-            listener,
-            service,
-            hub,
-            std::future::pending(),
-            Duration::from_secs(5),
-        )
-        .await;
+        // The defaults, but for the connection cap: the bench opens 10,000 idle streams and
+        // more, as a server sized for them would allow.
+        let options = sse_hyper::ServeOptions::default().max_connections(Some(200_000));
+        sse_hyper::serve_with(listener, service, hub, std::future::pending(), options).await;
         Ok(())
     }
 }

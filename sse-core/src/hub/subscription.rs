@@ -76,6 +76,14 @@ pub(crate) trait Sink {
     fn frame(&mut self, frame: &Bytes);
     fn composite(&mut self, body: &[u8], id: &[u8]);
     fn full(&self) -> bool;
+    /// Bytes this sink still takes before it is full (`usize::MAX`: no byte budget).
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+    /// Makes room for `bytes` more at once, so that copying a burst grows the buffer once.
+    fn reserve(&mut self, bytes: usize) {
+        let _ = bytes;
+    }
 }
 
 /// Copies frames into one buffer, up to a byte budget: the response body's coalescing.
@@ -99,6 +107,12 @@ impl Sink for BufSink<'_> {
     fn full(&self) -> bool {
         // At least one frame per fill, so a small budget never returns Pending unregistered.
         self.frames > 0 && self.buf.len() >= self.max
+    }
+    fn room(&self) -> usize {
+        self.max.saturating_sub(self.buf.len())
+    }
+    fn reserve(&mut self, bytes: usize) {
+        self.buf.reserve(bytes);
     }
 }
 
@@ -357,6 +371,22 @@ impl Subscription {
                 }
                 Policy::Conflate => conflating = true,
             }
+        }
+        // Size the sink once for what is ready (up to its budget): a burst is then copied into
+        // one allocation instead of a buffer that doubles its way up, and a lone event
+        // allocates only its own size.
+        let room = sink.room();
+        if room != usize::MAX {
+            let mut ready = 0usize;
+            let mut k = next;
+            while k < head && ready < room {
+                match st.entry(k) {
+                    Some(e) => ready += e.frame.len(),
+                    None => break,
+                }
+                k += 1;
+            }
+            sink.reserve(ready.min(room.saturating_add(4096)));
         }
         let mut conflated = 0;
         while next < head && !sink.full() {
