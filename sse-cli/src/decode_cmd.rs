@@ -50,8 +50,8 @@ pub(crate) fn run(mut input: impl Read, output: impl Write) -> Result<(), Decode
 
 /// Prints every event the decoder has dispatched.
 fn drain(decoder: &mut Decoder, output: &mut impl Write) -> Result<(), DecodeError> {
-    while let Some(event) = decoder.next_event() {
-        output::write_json_event(output, &event).map_err(DecodeError::Write)?;
+    while let Some(event) = decoder.next_event_ref() {
+        output::write_json_event(output, event).map_err(DecodeError::Write)?;
     }
     Ok(())
 }

@@ -72,21 +72,23 @@ enum Command {
 
     /// Connect to an SSE endpoint and print its events as they arrive.
     ///
-    /// Sends GET with Accept: text/event-stream. Events are printed readably, one per line, as
-    /// `[type] id=ID data` (further data lines indented), or with --json as the JSON lines of
-    /// `sse decode`. Connection notes go to stderr (silence them with --quiet).
+    /// Sends GET (or --method; POST with a --data body) with Accept: text/event-stream, to an
+    /// http:// or https:// URL (rustls; --cacert trusts a private CA or a self-signed
+    /// certificate). Events are printed readably, one per line, as `[type] id=ID data` (further
+    /// data lines indented), or with --json as the JSON lines of `sse decode`. Connection notes
+    /// go to stderr (silence them with --quiet).
     ///
     /// Like a browser's EventSource, sse reconnects when the stream ends or the connection
-    /// fails, after the server's `retry:` time (3s until the server sets one), sending
-    /// Last-Event-ID with the last event id. It stops with status 0 when the server answers 204
-    /// No Content, and with status 1 on any other non-200 status or a Content-Type other than
-    /// text/event-stream.
+    /// fails, after the server's `retry:` time (--retry, 3s, until the server sets one), sending
+    /// Last-Event-ID with the last event id and the same method, headers and body. While
+    /// reconnections keep failing the wait doubles, with random jitter, up to --max-backoff.
+    /// With --idle-timeout it also reconnects when nothing arrives for that long (heartbeat
+    /// comments count). It stops with status 0 when the server answers 204 No Content, and with
+    /// status 1 on any other non-200 status or a Content-Type other than text/event-stream.
     ///
-    /// Only http:// URLs are supported (this build has no TLS).
-    ///
-    /// Example: sse watch http://localhost:8080/events -H 'Authorization: Bearer t' --max-events 5
+    /// Example: sse watch https://localhost:8443/events -H 'Authorization: Bearer t' --max-events 5
     #[command(after_help = EXIT_CODES)]
-    Watch(watch::WatchArgs),
+    Watch(Box<watch::WatchArgs>),
 }
 
 /// Why a subcommand failed.
@@ -104,6 +106,7 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Encode(encode_cmd::EncodeError::Input { .. }) => EXIT_INVALID_INPUT,
+            CliError::Watch(e) if e.is_invalid_input() => EXIT_INVALID_INPUT,
             _ => EXIT_FAILURE,
         }
     }
@@ -132,7 +135,7 @@ fn main() -> ExitCode {
             "encode",
             encode_cmd::run(io::stdin().lock(), io::stdout().lock()).map_err(Into::into),
         ),
-        Command::Watch(args) => ("watch", watch::run(args).map_err(Into::into)),
+        Command::Watch(args) => ("watch", watch::run(*args).map_err(Into::into)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

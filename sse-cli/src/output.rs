@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::time::Duration;
 
 use serde::Serialize;
-use sse_core::DecodedEvent;
+use sse_core::EventRef;
 
 /// The JSON line printed for each event.
 #[derive(Serialize)]
@@ -25,11 +25,11 @@ struct JsonRetry {
 }
 
 /// Writes `{"type":…,"data":…,"last_event_id":…}` and a LF.
-pub(crate) fn write_json_event(out: &mut impl Write, event: &DecodedEvent) -> io::Result<()> {
+pub(crate) fn write_json_event(out: &mut impl Write, event: EventRef<'_>) -> io::Result<()> {
     let line = JsonEvent {
-        kind: &event.event,
-        data: &event.data,
-        last_event_id: &event.last_event_id,
+        kind: event.event,
+        data: event.data,
+        last_event_id: event.last_event_id,
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
@@ -52,19 +52,19 @@ pub(crate) fn write_json_retry(out: &mut impl Write, retry: Option<Duration>) ->
 /// [update] id=2 line one
 ///               line two
 /// ```
-pub(crate) fn write_readable_event(out: &mut impl Write, event: &DecodedEvent) -> io::Result<()> {
+pub(crate) fn write_readable_event(out: &mut impl Write, event: EventRef<'_>) -> io::Result<()> {
     let mut head = String::new();
     head.push('[');
-    escape_into(&mut head, &event.event);
+    escape_into(&mut head, event.event);
     head.push(']');
     if !event.last_event_id.is_empty() {
         head.push_str(" id=");
         if event.last_event_id.contains(char::is_whitespace) {
             // Quote it, so that where the id ends and the data starts stays clear.
-            let quoted = serde_json::to_string(&event.last_event_id)?;
+            let quoted = serde_json::to_string(event.last_event_id)?;
             head.push_str(&quoted);
         } else {
-            escape_into(&mut head, &event.last_event_id);
+            escape_into(&mut head, event.last_event_id);
         }
     }
     head.push(' ');
@@ -112,16 +112,17 @@ pub(crate) fn human_duration(d: Duration) -> String {
 mod tests {
     use super::*;
 
-    fn event(kind: &str, data: &str, id: &str) -> DecodedEvent {
-        DecodedEvent {
-            event: kind.into(),
-            data: data.into(),
-            last_event_id: id.into(),
-            ..DecodedEvent::default()
+    fn event<'a>(kind: &'a str, data: &'a str, id: &'a str) -> EventRef<'a> {
+        EventRef {
+            event: kind,
+            data,
+            last_event_id: id,
+            retry: None,
+            comments: &[],
         }
     }
 
-    fn readable(e: &DecodedEvent) -> String {
+    fn readable(e: EventRef<'_>) -> String {
         let mut out = Vec::new();
         write_readable_event(&mut out, e).unwrap();
         String::from_utf8(out).unwrap()
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn json_lines() {
         let mut out = Vec::new();
-        write_json_event(&mut out, &event("message", "a\n\"b\"", "7")).unwrap();
+        write_json_event(&mut out, event("message", "a\n\"b\"", "7")).unwrap();
         write_json_retry(&mut out, Some(Duration::from_millis(50))).unwrap();
         write_json_retry(&mut out, None).unwrap();
         assert_eq!(
@@ -142,17 +143,17 @@ mod tests {
 
     #[test]
     fn readable_lines() {
-        assert_eq!(readable(&event("message", "hi", "")), "[message] hi\n");
+        assert_eq!(readable(event("message", "hi", "")), "[message] hi\n");
         assert_eq!(
-            readable(&event("update", "one\ntwo", "42")),
+            readable(event("update", "one\ntwo", "42")),
             "[update] id=42 one\n               two\n"
         );
         assert_eq!(
-            readable(&event("message", "", "a b")),
+            readable(event("message", "", "a b")),
             "[message] id=\"a b\" (empty)\n"
         );
         assert_eq!(
-            readable(&event("x\u{1b}", "\u{1b}[31mred\r", "")),
+            readable(event("x\u{1b}", "\u{1b}[31mred\r", "")),
             "[x\\u{1b}] \\u{1b}[31mred\\u{d}\n"
         );
     }

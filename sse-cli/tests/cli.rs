@@ -1,5 +1,5 @@
 //! End-to-end tests of the `sse` binary: every test runs the real executable, and the `watch`
-//! tests serve it hand-written HTTP/1.1 responses over a real socket.
+//! tests serve it hand-written HTTP/1.1 responses over a real socket (over TLS for https://).
 //!
 //! Every wait is bounded: the binary is killed after [`CLI_TIMEOUT`], and every server step
 //! (accept, read, write) times out after [`SERVER_TIMEOUT`].
@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
@@ -302,6 +302,7 @@ fn listen(rt: &tokio::runtime::Runtime) -> (TcpListener, String) {
 struct Request {
     line: String,
     headers: Vec<(String, String)>,
+    body: Vec<u8>,
 }
 
 impl Request {
@@ -311,18 +312,35 @@ impl Request {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    fn header_values(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
-/// Accepts one connection and reads its request head.
+/// Accepts one connection and reads its request (head, and a body of `Content-Length` bytes).
 async fn accept(listener: &TcpListener) -> Result<(TcpStream, Request), String> {
     let (mut socket, _) = timeout(SERVER_TIMEOUT, listener.accept())
         .await
         .map_err(|_| "no connection within the timeout".to_owned())?
         .map_err(|e| format!("accept: {e}"))?;
-    let mut head = Vec::new();
+    let request = read_request(&mut socket).await?;
+    Ok((socket, request))
+}
+
+/// Reads one request from `socket`.
+async fn read_request(socket: &mut (impl AsyncRead + Unpin)) -> Result<Request, String> {
+    let mut bytes = Vec::new();
     let mut buf = [0u8; 1024];
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 64 * 1024 {
+    let head_end = loop {
+        if let Some(i) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if bytes.len() > 64 * 1024 {
             return Err("request head too large".to_owned());
         }
         let n = timeout(SERVER_TIMEOUT, socket.read(&mut buf))
@@ -332,29 +350,54 @@ async fn accept(listener: &TcpListener) -> Result<(TcpStream, Request), String> 
         if n == 0 {
             return Err("connection closed before the end of the request head".to_owned());
         }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let head = String::from_utf8(head).map_err(|e| e.to_string())?;
+        bytes.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8(bytes[..head_end].to_vec()).map_err(|e| e.to_string())?;
     let mut head_lines = head.split("\r\n").filter(|l| !l.is_empty());
     let line = head_lines.next().unwrap_or_default().to_owned();
-    let headers = head_lines
+    let headers: Vec<(String, String)> = head_lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Ok((socket, Request { line, headers }))
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .map_or(Ok(0), |(_, v)| v.parse())
+        .map_err(|e| format!("content-length: {e}"))?;
+    let mut body = bytes[head_end..].to_vec();
+    while body.len() < length {
+        let n = timeout(SERVER_TIMEOUT, socket.read(&mut buf))
+            .await
+            .map_err(|_| "request body not received within the timeout".to_owned())?
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("connection closed before the end of the request body".to_owned());
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    Ok(Request {
+        line,
+        headers,
+        body,
+    })
 }
 
 /// Accepts one connection, answers `response`, and closes it.
 async fn serve_once(listener: &TcpListener, response: &str) -> Result<Request, String> {
     let (mut socket, request) = accept(listener).await?;
+    respond(&mut socket, response).await?;
+    Ok(request)
+}
+
+/// Writes `response` and closes the connection.
+async fn respond(socket: &mut (impl AsyncWrite + Unpin), response: &str) -> Result<(), String> {
     timeout(SERVER_TIMEOUT, async {
         socket.write_all(response.as_bytes()).await?;
         socket.shutdown().await
     })
     .await
     .map_err(|_| "response not written within the timeout".to_owned())?
-    .map_err(|e| format!("write: {e}"))?;
-    Ok(request)
+    .map_err(|e| format!("write: {e}"))
 }
 
 /// The two-connection scenario: two events with ids and `retry: 50`, close; then, on the
@@ -542,10 +585,339 @@ fn watch_gives_up_on_connection_failure_with_max_retries() {
 }
 
 #[test]
-fn watch_rejects_https_as_invalid_input() {
-    let run = sse(&["watch", "https://example.invalid/events"], b"");
+fn watch_rejects_unsupported_schemes_as_invalid_input() {
+    let run = sse(&["watch", "ftp://example.invalid/events"], b"");
     assert_eq!(run.status.code(), Some(2));
-    assert!(run.stderr.contains("built without TLS"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("expected an http:// or https:// URL"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn watch_rejects_bad_durations_and_methods_as_invalid_input() {
+    for args in [
+        ["--idle-timeout", "soon"],
+        ["--retry", "5"],
+        ["--method", "NOT A METHOD"],
+        ["--data", "@/nonexistent/body.json"],
+    ] {
+        let mut all = vec!["watch", "http://127.0.0.1:9/events"];
+        all.extend(args);
+        let run = sse(&all, b"");
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", run.stderr);
+    }
+}
+
+/// Serves two connections: `first` (a full response), then 204. Returns both requests.
+fn two_connections(args: &[&str], first: &'static str) -> (Run, Request, Request) {
+    let rt = runtime();
+    let (listener, url) = listen(&rt);
+    let server = rt.spawn(async move {
+        let first = serve_once(&listener, first).await?;
+        let second = serve_once(
+            &listener,
+            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+        )
+        .await?;
+        Ok::<_, String>((first, second))
+    });
+    let mut all = vec!["watch", url.as_str()];
+    all.extend_from_slice(args);
+    let run = sse(&all, b"");
+    let (first, second) = rt.block_on(server).unwrap().unwrap();
+    (run, first, second)
+}
+
+const ONE_EVENT: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\nretry: 20\nid: 7\ndata: one\n\n";
+
+#[test]
+fn watch_posts_data_with_headers_on_every_connection() {
+    let (run, first, second) = two_connections(
+        &[
+            "--data",
+            r#"{"prompt":"résumé"}"#,
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            "X-A: 1",
+            "-H",
+            "X-A: 2",
+            "-H",
+            "Accept: application/x-ndjson, text/event-stream",
+            "--json",
+        ],
+        ONE_EVENT,
+    );
+    assert!(run.status.success(), "{:?} {}", run.status, run.stderr);
+    assert_eq!(
+        lines(&run.stdout),
+        [r#"{"type":"message","data":"one","last_event_id":"7"}"#]
+    );
+    for request in [&first, &second] {
+        assert_eq!(request.line, "POST /events HTTP/1.1");
+        assert_eq!(request.body, r#"{"prompt":"résumé"}"#.as_bytes());
+        assert_eq!(request.header("content-type"), Some("application/json"));
+        assert_eq!(request.header_values("x-a"), ["1", "2"]);
+        assert_eq!(
+            request.header_values("accept"),
+            ["application/x-ndjson, text/event-stream"]
+        );
+    }
+    assert_eq!(first.header("last-event-id"), None);
+    assert_eq!(second.header("last-event-id"), Some("7"));
+}
+
+#[test]
+fn watch_method_flag_and_data_from_a_file() {
+    let path = std::env::temp_dir().join(format!("sse-cli-test-{}-body.txt", std::process::id()));
+    std::fs::write(&path, b"line one\nline two\n").unwrap();
+    let data = format!("@{}", path.display());
+    let (run, first, second) =
+        two_connections(&["-X", "PUT", "--data", &data, "--quiet"], ONE_EVENT);
+    std::fs::remove_file(&path).unwrap();
+    assert!(run.status.success(), "{:?} {}", run.status, run.stderr);
+    assert_eq!(run.stdout, "[message] id=7 one\n");
+    for request in [&first, &second] {
+        assert_eq!(request.line, "PUT /events HTTP/1.1");
+        assert_eq!(request.body, b"line one\nline two\n");
+    }
+}
+
+#[test]
+fn watch_idle_timeout_reconnects_a_silent_stream() {
+    let rt = runtime();
+    let (listener, url) = listen(&rt);
+    let server = rt.spawn(async move {
+        // Headers, a comment, then silence with the connection open (until the client leaves).
+        let (mut socket, first) = accept(&listener).await?;
+        let silent_from = Instant::now();
+        socket
+            .write_all(format!("{EVENT_STREAM_HEAD}: hello\n\n").as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mut second_socket, second) = accept(&listener).await?;
+        let closed_after = silent_from.elapsed();
+        drop(socket);
+        // The second request gets no answer: wait (bounded) until the client gives up on it.
+        let mut buf = [0u8; 64];
+        let _ = timeout(SERVER_TIMEOUT, second_socket.read(&mut buf)).await;
+        let _ = (first, second);
+        Ok::<_, String>(closed_after)
+    });
+    // The second connection is not answered within the client's idle timeout either.
+    let run = sse(
+        &[
+            "watch",
+            &url,
+            "--idle-timeout",
+            "300ms",
+            "--retry",
+            "10ms",
+            "--max-retries",
+            "1",
+        ],
+        b"",
+    );
+    let reconnected_after = rt.block_on(server).unwrap().unwrap();
+    assert!(
+        reconnected_after >= Duration::from_millis(300),
+        "{reconnected_after:?}"
+    );
+    assert!(
+        reconnected_after < Duration::from_secs(5),
+        "{reconnected_after:?}"
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("nothing received for 300ms (idle timeout); reconnecting in 10ms"),
+        "{}",
+        run.stderr
+    );
+    let error = run.stderr.lines().last().unwrap();
+    assert!(
+        error.ends_with(
+            "nothing received for 300ms (idle timeout) (giving up: --max-retries 1 reached)"
+        ),
+        "{error}"
+    );
+}
+
+/// The delays of the "reconnecting in …ms" notes.
+fn reconnect_delays_ms(stderr: &str) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split("reconnecting in ").nth(1))
+        .map(|rest| rest.split("ms").next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn watch_backs_off_with_jitter_while_reconnections_fail() {
+    let rt = runtime();
+    let (listener, url) = listen(&rt);
+    drop(listener);
+    let run = sse(
+        &[
+            "watch",
+            &url,
+            "--retry",
+            "100ms",
+            "--max-backoff",
+            "500ms",
+            "--max-retries",
+            "4",
+        ],
+        b"",
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    // The reconnection time, then doubling with up to 50 % jitter, capped.
+    let delays = reconnect_delays_ms(&run.stderr);
+    assert_eq!(delays.len(), 4, "{}", run.stderr);
+    assert_eq!(delays[0], 100);
+    assert!((200..300).contains(&delays[1]), "{delays:?}");
+    assert!((400..=500).contains(&delays[2]), "{delays:?}");
+    assert_eq!(delays[3], 500, "capped: {delays:?}");
+
+    let run = sse(
+        &[
+            "watch",
+            &url,
+            "--retry",
+            "20ms",
+            "--no-backoff",
+            "--max-retries",
+            "3",
+        ],
+        b"",
+    );
+    assert_eq!(reconnect_delays_ms(&run.stderr), [20, 20, 20]);
+}
+
+/// A self-signed certificate for 127.0.0.1 (PEM) and a TLS acceptor serving it.
+fn self_signed() -> (String, tokio_rustls::TlsAcceptor) {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    (
+        certified.cert.pem(),
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+    )
+}
+
+/// Accepts one TLS connection, reads its request and answers `response`.
+async fn serve_tls_once(
+    listener: &TcpListener,
+    acceptor: &tokio_rustls::TlsAcceptor,
+    response: &str,
+) -> Result<Request, String> {
+    let (tcp, _) = timeout(SERVER_TIMEOUT, listener.accept())
+        .await
+        .map_err(|_| "no connection within the timeout".to_owned())?
+        .map_err(|e| format!("accept: {e}"))?;
+    let mut tls = timeout(SERVER_TIMEOUT, acceptor.accept(tcp))
+        .await
+        .map_err(|_| "no TLS handshake within the timeout".to_owned())?
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let request = read_request(&mut tls).await?;
+    respond(&mut tls, response).await?;
+    Ok(request)
+}
+
+#[test]
+fn watch_over_https_trusting_a_self_signed_certificate_with_cacert() {
+    let (pem, acceptor) = self_signed();
+    let path = std::env::temp_dir().join(format!("sse-cli-test-{}-ca.pem", std::process::id()));
+    std::fs::write(&path, pem).unwrap();
+    let rt = runtime();
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("https://{}/events", listener.local_addr().unwrap());
+    let server = rt.spawn(async move {
+        let first = serve_tls_once(&listener, &acceptor, ONE_EVENT).await?;
+        let second = serve_tls_once(
+            &listener,
+            &acceptor,
+            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n",
+        )
+        .await?;
+        Ok::<_, String>((first, second))
+    });
+    let cacert = path.display().to_string();
+    let run = sse(&["watch", &url, "--cacert", &cacert, "--json"], b"");
+    std::fs::remove_file(&path).unwrap();
+    let (first, second) = rt.block_on(server).unwrap().unwrap();
+    assert!(run.status.success(), "{:?} {}", run.status, run.stderr);
+    assert_eq!(
+        lines(&run.stdout),
+        [r#"{"type":"message","data":"one","last_event_id":"7"}"#]
+    );
+    assert!(
+        run.stderr.contains(&format!("connected to {url}")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(first.line, "GET /events HTTP/1.1");
+    assert_eq!(second.header("last-event-id"), Some("7"));
+}
+
+#[test]
+fn watch_over_https_fails_on_an_untrusted_certificate() {
+    let (_pem, acceptor) = self_signed();
+    let rt = runtime();
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("https://{}/events", listener.local_addr().unwrap());
+    let server = rt.spawn(async move {
+        let (tcp, _) = timeout(SERVER_TIMEOUT, listener.accept())
+            .await
+            .map_err(|_| "no connection".to_owned())?
+            .map_err(|e| e.to_string())?;
+        // The handshake fails on the client's side.
+        Ok::<_, String>(acceptor.accept(tcp).await.is_err())
+    });
+    let run = sse(&["watch", &url, "--max-retries", "0"], b"");
+    assert!(
+        rt.block_on(server).unwrap().unwrap(),
+        "the handshake must fail"
+    );
+    assert_eq!(run.status.code(), Some(1));
+    let error = run.stderr.lines().last().unwrap();
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(
+        error.ends_with("(giving up: --max-retries 0 reached)"),
+        "{error}"
+    );
+}
+
+#[test]
+fn watch_rejects_a_cacert_file_without_certificates() {
+    let path = std::env::temp_dir().join(format!("sse-cli-test-{}-empty.pem", std::process::id()));
+    std::fs::write(&path, "not a certificate\n").unwrap();
+    let cacert = path.display().to_string();
+    let run = sse(
+        &["watch", "https://127.0.0.1:9/events", "--cacert", &cacert],
+        b"",
+    );
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("no certificate"), "{}", run.stderr);
+    let run = sse(
+        &[
+            "watch",
+            "https://127.0.0.1:9/events",
+            "--cacert",
+            "/nonexistent/ca.pem",
+        ],
+        b"",
+    );
+    assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,6 +936,12 @@ fn help_documents_exit_codes_and_reconnection() {
     for needle in [
         "--max-retries",
         "--max-events",
+        "--idle-timeout",
+        "--max-backoff",
+        "--method",
+        "--data",
+        "--cacert",
+        "https://",
         "Last-Event-ID",
         "204",
         "Exit status:",

@@ -52,6 +52,26 @@
 //! assert_eq!(decoder.retry(), Some(Duration::from_secs(3)));
 //! ```
 //!
+//! # Borrowed events
+//!
+//! [`Decoder::next_event_ref`] lends the next event as an [`EventRef`] of `&str` views into the
+//! decoder's own buffers instead of handing over owned strings. The buffers of a taken event are
+//! recycled for the events after it, so once they have grown to the stream's event size a
+//! client that reads every event this way allocates nothing per event.
+//!
+//! ```
+//! use sse_core::Decoder;
+//!
+//! let mut decoder = Decoder::new();
+//! decoder.feed(b"event: tick\nid: 1\ndata: 41\n\ndata: 42\n\n");
+//! let mut sum = 0;
+//! while let Some(event) = decoder.next_event_ref() {
+//!     sum += event.data.parse::<u32>().expect("a number");
+//!     assert_eq!(event.last_event_id, "1");
+//! }
+//! assert_eq!(sum, 83);
+//! ```
+//!
 //! Over a stream of byte chunks (an HTTP response body, for example), use [`DecodeStream`]:
 //!
 //! ```
@@ -98,6 +118,114 @@ pub struct DecodedEvent {
     pub comments: Vec<String>,
 }
 
+impl From<EventRef<'_>> for DecodedEvent {
+    fn from(event: EventRef<'_>) -> Self {
+        event.to_decoded()
+    }
+}
+
+/// One dispatched event, borrowed from the [`Decoder`] that decoded it
+/// ([`Decoder::next_event_ref`]): the same fields as [`DecodedEvent`], without owning them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    /// The event type: the last `event` field of the event, or `"message"` when there was none or
+    /// it was empty.
+    pub event: &'a str,
+    /// The `data` lines of the event joined by LF (the final LF removed).
+    pub data: &'a str,
+    /// The decoder's last event id when the event was dispatched (set by the latest `id` field of
+    /// this or an earlier event; empty if none).
+    pub last_event_id: &'a str,
+    /// The reconnection time set by a valid `retry` field in this event's block of lines, if any.
+    pub retry: Option<Duration>,
+    /// The comment lines of this event's block of lines, without the `:` and with one leading
+    /// space stripped.
+    pub comments: &'a [String],
+}
+
+impl EventRef<'_> {
+    /// An owned copy of the event.
+    pub fn to_decoded(&self) -> DecodedEvent {
+        DecodedEvent {
+            event: self.event.to_owned(),
+            data: self.data.to_owned(),
+            last_event_id: self.last_event_id.to_owned(),
+            retry: self.retry,
+            comments: self.comments.to_vec(),
+        }
+    }
+}
+
+impl PartialEq<DecodedEvent> for EventRef<'_> {
+    fn eq(&self, other: &DecodedEvent) -> bool {
+        self.event == other.event
+            && self.data == other.data
+            && self.last_event_id == other.last_event_id
+            && self.retry == other.retry
+            && self.comments == other.comments.as_slice()
+    }
+}
+
+impl PartialEq<EventRef<'_>> for DecodedEvent {
+    fn eq(&self, other: &EventRef<'_>) -> bool {
+        other == self
+    }
+}
+
+/// A taken event whose buffers hold more than this is not kept for reuse, so that one huge event
+/// does not pin its memory for the rest of the stream.
+const KEEP_CAPACITY: usize = 64 * 1024;
+
+/// The buffers of taken events are kept for reuse up to this many bytes of capacity in all.
+const SPARE_BYTES: usize = 1 << 20;
+
+/// A dispatched event in the decoder's queue. Its buffers are reused: when an event borrowed
+/// with [`Decoder::next_event_ref`] is done with, its slot goes back to the spare list and the
+/// next dispatch fills it again.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    event: String,
+    data: String,
+    last_event_id: String,
+    retry: Option<Duration>,
+    /// Comment buffers; the first `comment_count` are this event's.
+    comments: Vec<String>,
+    comment_count: usize,
+}
+
+impl Slot {
+    fn as_ref(&self) -> EventRef<'_> {
+        EventRef {
+            event: &self.event,
+            data: &self.data,
+            last_event_id: &self.last_event_id,
+            retry: self.retry,
+            comments: &self.comments[..self.comment_count],
+        }
+    }
+
+    fn into_decoded(mut self) -> DecodedEvent {
+        self.comments.truncate(self.comment_count);
+        DecodedEvent {
+            event: self.event,
+            data: self.data,
+            last_event_id: self.last_event_id,
+            retry: self.retry,
+            comments: self.comments,
+        }
+    }
+
+    /// The memory its buffers hold (roughly: the slot itself and its buffers' capacities).
+    fn held_bytes(&self) -> usize {
+        mem::size_of::<Slot>()
+            + self.data.capacity()
+            + self.event.capacity()
+            + self.last_event_id.capacity()
+            + self.comments.capacity() * mem::size_of::<String>()
+            + self.comments.iter().map(String::capacity).sum::<usize>()
+    }
+}
+
 /// Where the decoder stands on the leading byte order mark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BomState {
@@ -108,7 +236,7 @@ enum BomState {
 }
 
 /// An incremental event-stream parser: push bytes with [`Decoder::feed`], take events with
-/// [`Decoder::next_event`].
+/// [`Decoder::next_event`] (owned) or [`Decoder::next_event_ref`] (borrowed, no allocation).
 ///
 /// The rules it follows are listed in the [module docs](self).
 ///
@@ -144,10 +272,17 @@ pub struct Decoder {
     retry: Option<Duration>,
     /// A valid `retry` of the current block of lines.
     block_retry: Option<Duration>,
-    /// Comments of the current block of lines.
+    /// Comment buffers of the current block of lines; the first `comment_count` are in use.
     comments: Vec<String>,
+    comment_count: usize,
     /// Dispatched events not taken yet.
-    queue: VecDeque<DecodedEvent>,
+    queue: VecDeque<Slot>,
+    /// The event lent by the latest [`Decoder::next_event_ref`].
+    current: Option<Slot>,
+    /// Slots of taken events, for the next dispatches to reuse.
+    spare: Vec<Slot>,
+    /// The sum of the spare slots' [`Slot::held_bytes`].
+    spare_bytes: usize,
     /// Bytes scanned for line breaks, to check linearity in tests.
     #[cfg(test)]
     scanned: usize,
@@ -186,7 +321,11 @@ impl Decoder {
             retry: None,
             block_retry: None,
             comments: Vec::new(),
+            comment_count: 0,
             queue: VecDeque::new(),
+            current: None,
+            spare: Vec::new(),
+            spare_bytes: 0,
             #[cfg(test)]
             scanned: 0,
         }
@@ -218,9 +357,61 @@ impl Decoder {
         self.feed_lines(chunk);
     }
 
+    /// A decoder at the start of a stream that resumes after the event with id `id`, as if an
+    /// earlier stream had ended with it: [`Decoder::last_event_id`] is `id` (what a client sends
+    /// as `Last-Event-ID`) and events without an `id` field carry it. An `id` containing NUL is
+    /// ignored, as an `id` field with NUL would be.
+    pub fn with_last_event_id(id: &str) -> Self {
+        let mut decoder = Decoder::new();
+        if memchr::memchr(0, id.as_bytes()).is_none() {
+            decoder.last_event_id.push_str(id);
+            decoder.id_buffer.push_str(id);
+        }
+        decoder
+    }
+
     /// Takes the next dispatched event, in stream order.
     pub fn next_event(&mut self) -> Option<DecodedEvent> {
-        self.queue.pop_front()
+        self.recycle_current();
+        self.queue.pop_front().map(Slot::into_decoded)
+    }
+
+    /// Lends the next dispatched event, in stream order, as views into the decoder's buffers.
+    ///
+    /// Mixes freely with [`Decoder::next_event`]: both take from the same queue. The buffers of
+    /// the event lent last are reused by later events, so reading a stream with this method
+    /// allocates nothing per event once the buffers have grown to the stream's event size.
+    ///
+    /// ```
+    /// use sse_core::Decoder;
+    ///
+    /// let mut decoder = Decoder::new();
+    /// decoder.feed(b": note\nevent: update\nid: 7\ndata: a\ndata: b\n\n");
+    /// let event = decoder.next_event_ref().expect("dispatched");
+    /// assert_eq!((event.event, event.data, event.last_event_id), ("update", "a\nb", "7"));
+    /// assert_eq!(event.comments, ["note"]);
+    /// assert!(decoder.next_event_ref().is_none());
+    /// ```
+    pub fn next_event_ref(&mut self) -> Option<EventRef<'_>> {
+        self.recycle_current();
+        self.current = self.queue.pop_front();
+        self.current.as_ref().map(Slot::as_ref)
+    }
+
+    /// How many dispatched events wait to be taken.
+    pub fn queued_events(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Puts the buffers of the event lent last back for reuse.
+    fn recycle_current(&mut self) {
+        if let Some(slot) = self.current.take() {
+            let held = slot.held_bytes();
+            if held <= KEEP_CAPACITY && self.spare_bytes + held <= SPARE_BYTES {
+                self.spare_bytes += held;
+                self.spare.push(slot);
+            }
+        }
     }
 
     /// Signals the end of the stream: an unterminated line and an event that was not ended by a
@@ -238,7 +429,7 @@ impl Decoder {
         self.data.clear();
         self.id_buffer.clone_from(&self.last_event_id);
         self.block_retry = None;
-        self.comments.clear();
+        self.comment_count = 0;
     }
 
     /// The last event id: the value of the latest `id` field (not containing NUL) of an event
@@ -307,7 +498,7 @@ impl Decoder {
             None => (line, &[][..]),
         };
         match name {
-            b"" => self.comments.push(lossy(value)),
+            b"" => self.push_comment(value),
             b"data" => {
                 // Room for the value and its LF: a single-line event allocates once.
                 self.data.reserve(value.len() + 1);
@@ -333,6 +524,22 @@ impl Decoder {
         }
     }
 
+    /// A comment line of the current block, in a reused buffer when there is one.
+    fn push_comment(&mut self, value: &[u8]) {
+        match self.comments.get_mut(self.comment_count) {
+            Some(buffer) => {
+                buffer.clear();
+                push_lossy(buffer, value);
+            }
+            None => {
+                let mut buffer = String::with_capacity(value.len());
+                push_lossy(&mut buffer, value);
+                self.comments.push(buffer);
+            }
+        }
+        self.comment_count += 1;
+    }
+
     /// A blank line: dispatches the event, if it has data.
     fn dispatch(&mut self) {
         if self.last_event_id != self.id_buffer {
@@ -341,30 +548,34 @@ impl Decoder {
         let retry = self.block_retry.take();
         if self.data.is_empty() {
             self.event_type.clear();
-            self.comments.clear();
+            self.comment_count = 0;
             return;
         }
-        let mut data = mem::take(&mut self.data);
-        data.pop(); // the data buffer always ends with the LF appended after each line
-        let event = if self.event_type.is_empty() {
-            MESSAGE.to_owned()
-        } else {
-            mem::take(&mut self.event_type)
+        // The slot's buffers and the block's trade places: the event keeps the block's, and the
+        // next block fills the (cleared) buffers of an event taken earlier.
+        let mut slot = match self.spare.pop() {
+            Some(slot) => {
+                self.spare_bytes -= slot.held_bytes();
+                slot
+            }
+            None => Slot::default(),
         };
-        self.queue.push_back(DecodedEvent {
-            event,
-            data,
-            last_event_id: self.last_event_id.clone(),
-            retry,
-            comments: mem::take(&mut self.comments),
-        });
+        mem::swap(&mut slot.data, &mut self.data);
+        self.data.clear();
+        slot.data.pop(); // the data buffer always ends with the LF appended after each line
+        if self.event_type.is_empty() {
+            slot.event.clear();
+            slot.event.push_str(MESSAGE);
+        } else {
+            mem::swap(&mut slot.event, &mut self.event_type);
+            self.event_type.clear();
+        }
+        slot.last_event_id.clone_from(&self.last_event_id);
+        slot.retry = retry;
+        mem::swap(&mut slot.comments, &mut self.comments);
+        slot.comment_count = mem::replace(&mut self.comment_count, 0);
+        self.queue.push_back(slot);
     }
-}
-
-fn lossy(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len());
-    push_lossy(&mut s, bytes);
-    s
 }
 
 /// Appends `bytes` decoded as UTF-8, invalid sequences replaced with U+FFFD.

@@ -1,7 +1,8 @@
 //! Framework-neutral Server-Sent Events.
 //!
 //! * [`Event`] → [`Frame`]: spec-exact, validated encoding into shared [`bytes::Bytes`].
-//! * [`Decoder`]: an incremental, spec-conformant event-stream parser.
+//! * [`Decoder`]: an incremental, spec-conformant event-stream parser, with owned
+//!   ([`DecodedEvent`]) or borrowed, allocation-free ([`EventRef`]) events.
 #![forbid(unsafe_code)]
 
 pub mod body;
@@ -13,7 +14,7 @@ pub mod hub;
 pub mod response;
 
 pub use body::SseBody;
-pub use decode::{DecodeStream, DecodedEvent, Decoder};
+pub use decode::{DecodeStream, DecodedEvent, Decoder, EventRef};
 pub use event::{Event, EventError, Field, ForbiddenChar};
 pub use frame::Frame;
 pub use hub::{Hub, JobPublisher, Subscription, Topic};
