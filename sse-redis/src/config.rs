@@ -52,6 +52,10 @@ pub struct RedisConfig {
     pub read_count: usize,
     /// Longest wait between two reconnection attempts (the wait starts at 50 ms and doubles).
     pub max_backoff: Duration,
+    /// For `rediss://` URLs: a PEM certificate (or bundle) to trust in addition to the
+    /// operating system's roots, for a Redis whose certificate a private CA signed (`None`: the
+    /// system's roots only).
+    pub tls_root_certificate: Option<Vec<u8>>,
 }
 
 impl Default for RedisConfig {
@@ -70,6 +74,7 @@ impl Default for RedisConfig {
             read_block: Duration::from_secs(2),
             read_count: 1024,
             max_backoff: Duration::from_secs(1),
+            tls_root_certificate: None,
         }
     }
 }
@@ -121,6 +126,13 @@ impl RedisConfig {
     /// Sets the longest wait between reconnection attempts.
     pub fn max_backoff(mut self, max: Duration) -> Self {
         self.max_backoff = max;
+        self
+    }
+
+    /// Trusts the PEM certificate(s) `pem` for `rediss://` connections (a private CA), in
+    /// addition to the operating system's roots.
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificate = Some(pem.into());
         self
     }
 

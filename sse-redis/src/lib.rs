@@ -172,16 +172,33 @@ impl std::fmt::Debug for RedisBackplane {
 }
 
 impl RedisBackplane {
-    /// Connects to the Redis server at `url` (`redis://HOST:PORT[/DB]`, `rediss://…`, with
-    /// credentials as the `redis` crate accepts them), checks that it answers and loads the
-    /// publish script. Call it from within a Tokio runtime: the backplane's connections run as
+    /// Connects to the Redis server at `url` (`redis://HOST:PORT[/DB]`, or `rediss://…` for
+    /// TLS with rustls, as managed Redis services require; credentials as the `redis` crate
+    /// accepts them), checks that it answers and loads the publish script. A `rediss://`
+    /// server's certificate must chain to the operating system's roots or to
+    /// [`RedisConfig::tls_root_certificate`]. Call it from within a Tokio runtime: the backplane's connections run as
     /// tasks on it.
     ///
     /// Then build the node's hub with [`hub_builder`](Self::hub_builder) (or pass the backplane
     /// to [`HubBuilder::backplane`]).
     pub async fn connect(url: &str, config: RedisConfig) -> Result<Arc<Self>, ConnectError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConnectError::NoRuntime)?;
-        let client = redis::Client::open(url).map_err(ConnectError::Url)?;
+        if url.starts_with("rediss://") && rustls::crypto::CryptoProvider::get_default().is_none() {
+            // rustls needs a process-wide crypto provider; use ring unless the application
+            // installed one (another thread may install one meanwhile: either is fine).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = match &config.tls_root_certificate {
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            None => redis::Client::open(url),
+        }
+        .map_err(ConnectError::Url)?;
         let ctx = Arc::new(Ctx {
             script_sha: redis::Script::new(script::PUBLISH).get_hash().to_owned(),
             config,

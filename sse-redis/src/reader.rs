@@ -203,6 +203,11 @@ pub(crate) async fn run(ctx: Arc<Ctx>, state: Arc<ReaderState>, hub: WeakHub) {
             Ok(Ok(Value::Nil)) => {}
             Ok(Ok(v)) => {
                 let Some(hub) = hub.upgrade() else { return };
+                // Pacing, as an in-memory publisher gets from its own awaits: after every
+                // `pace` events applied, let the runtime run once, so that subscribers that keep
+                // up write before a long read could push them past their bound.
+                let pace = pace(&hub);
+                let mut applied = 0usize;
                 for (key, entries) in parse_xread(v) {
                     let Some(name) = by_key.get(&key) else {
                         continue;
@@ -238,6 +243,10 @@ pub(crate) async fn run(ctx: Arc<Ctx>, state: Arc<ReaderState>, hub: WeakHub) {
                     for e in &entries {
                         // Redeliveries are ignored by the hub; an invalid entry is skipped.
                         let _ = topic.inject(e.injected());
+                        applied += 1;
+                        if applied.is_multiple_of(pace) {
+                            tokio::task::yield_now().await;
+                        }
                     }
                 }
             }
@@ -252,6 +261,14 @@ pub(crate) async fn run(ctx: Arc<Ctx>, state: Arc<ReaderState>, hub: WeakHub) {
             }
         }
     }
+}
+
+/// Events applied between two yields to the runtime: half the smaller of the subscriber bound
+/// and the history of the hub's topics (at most 4,096), the stride an in-memory publisher that
+/// awaits its acks gives its subscribers.
+fn pace(hub: &sse_core::Hub) -> usize {
+    let t = &hub.config().topic;
+    (t.queue.min(t.history_len) / 2).clamp(1, 4096)
 }
 
 /// Logs that Redis no longer holds the life of `topic` this node was following, and counts it.
