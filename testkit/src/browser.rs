@@ -1,56 +1,29 @@
 //! The headless-Chromium runner: the examples' browser scripts (`.mjs`, driving the system's
-//! chromium with playwright-core) run under Node.js.
+//! chromium with playwright-core) run under Node.js. Missing tools follow [`crate::tools`].
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-/// Whether `CI` is set (to anything but empty, `false` or `0`).
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
+use crate::tools::{self, Tool};
 
-/// Skips (loudly, naming `test`) on a developer machine; fails in CI.
+pub use crate::tools::{in_ci, on_path};
+
+/// Skips `test` for `what` by the test kit's one rule ([`tools::skip`]): visibly on a
+/// developer machine, as a failure in CI.
 pub fn missing(test: &str, what: &str) {
-    assert!(
-        !in_ci(),
-        "browser test cannot run in CI (CI is set, so it fails instead of skipping): {what}. \
-         CI must install it (apt-get install chromium nodejs npm)."
-    );
-    eprintln!();
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! SKIPPED {test}: {what}");
-    eprintln!("!!! (the test fails instead of skipping when CI=true)");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!();
+    tools::skip(test, what);
 }
 
-/// The first file called `name` in a directory on the `PATH`.
-pub fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Chromium: `CHROMIUM_PATH` if set, else Debian's `/usr/bin/chromium`, else `chromium` or
-/// `chromium-browser` on the `PATH`.
+/// Chromium, as [`Tool::Chromium`] finds it (`CHROMIUM_PATH`, `/usr/bin/chromium`, the `PATH`).
 pub fn chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CHROMIUM_PATH") {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
-    }
-    let debian = PathBuf::from("/usr/bin/chromium");
-    if debian.is_file() {
-        return Some(debian);
-    }
-    on_path("chromium").or_else(|| on_path("chromium-browser"))
+    Tool::Chromium.find()
 }
 
-/// The examples' shared browser setup, `examples/tests/browser/` (its `package-lock.json` pins
-/// playwright-core).
+/// The examples' shared browser setup, `examples/browser/` (its `package-lock.json` pins
+/// playwright-core); each app keeps its own scripts in its `tests/browser/`.
 pub fn scripts_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/tests/browser")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/browser")
 }
 
 /// `<target>/screenshots`, from the test binary's path (`<target>/<profile>/deps/<bin>`).
@@ -102,17 +75,10 @@ pub struct Browser {
 /// Finds chromium and node and installs playwright-core with `npm ci` in [`scripts_dir`] when it
 /// is missing; `None` (after [`missing`], which fails in CI) when any of it is not there.
 pub async fn prepare(test: &str) -> Option<Browser> {
-    let Some(chromium) = chromium() else {
-        missing(
-            test,
-            "chromium is not installed (Debian: apt-get install chromium)",
-        );
-        return None;
-    };
-    if on_path("node").is_none() {
-        missing(test, "node is not installed");
+    if !tools::require(test, &[Tool::Chromium, Tool::Node]) {
         return None;
     }
+    let chromium = chromium()?;
     let playwright_dir = scripts_dir();
     if !playwright_dir.join("node_modules/playwright-core").is_dir() {
         if !playwright_dir.join("package-lock.json").is_file() {
@@ -123,6 +89,9 @@ pub async fn prepare(test: &str) -> Option<Browser> {
                     playwright_dir.display()
                 ),
             );
+            return None;
+        }
+        if !tools::require(test, &[Tool::Npm]) {
             return None;
         }
         let (ok, out) = run(

@@ -1,6 +1,6 @@
 //! A `redis-server` of the test's own.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -8,28 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Whether `redis-server` is installed. When it is not: panics if `CI` is set, otherwise prints
-/// a loud `SKIPPED` line naming `what` (the tests that would have run) and returns false.
+use crate::tools::{self, Tool};
+
+/// Whether `redis-server` is installed; when it is not, the test kit's one rule applies
+/// ([`tools::require`]: fails in CI with the install command, else a visible skip naming
+/// `what`, the tests that would have run).
 pub fn have_redis(what: &str) -> bool {
-    let ok = Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "redis-server is not installed, and CI is set: install Debian's redis-server package"
-        );
-        // Straight to stderr: the test harness does not capture it, so the skip shows.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED: redis-server is not installed (install Debian's redis-server package to run \
-             {what})"
-        );
-    }
-    ok
+    tools::require(what, &[Tool::RedisServer])
 }
 
 /// A free loopback TCP port (bound, read and released).
@@ -172,5 +157,66 @@ impl Drop for RedisServer {
             let _ = c.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An app's process (a binary of the crate under test) on a backplane: started with
+/// `ADDR=127.0.0.1:0`, `BACKPLANE=<redis url>` and a temporary directory of its own as
+/// `TMPDIR`; killed (and its directory removed) when dropped.
+#[derive(Debug)]
+pub struct AppNode {
+    child: Child,
+    addr: std::net::SocketAddr,
+    data: PathBuf,
+}
+
+impl AppNode {
+    /// Starts `exe` (from `env!("CARGO_BIN_EXE_<name>")`) on `redis`, and reads the address
+    /// it listens on from its first line of output, `<banner>http://ADDR/` (such as
+    /// `video app on http://127.0.0.1:1234/`). `name` tells nodes apart.
+    pub fn start(exe: &str, banner: &str, redis: &RedisServer, name: &str) -> AppNode {
+        let data = std::env::temp_dir().join(format!(
+            "sse-app-node-{}-{}-{name}",
+            std::process::id(),
+            Path::new(exe)
+                .file_name()
+                .map_or_else(|| "app".into(), |n| n.to_string_lossy())
+        ));
+        let _ = std::fs::create_dir_all(&data);
+        let mut child = Command::new(exe)
+            .env("ADDR", "127.0.0.1:0")
+            .env("BACKPLANE", redis.url())
+            .env("TMPDIR", &data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {exe}: {e}"));
+        let mut out = BufReader::new(child.stdout.take().expect("the app's stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("the app's first line");
+        // Keep reading what the app prints, so that its stdout never breaks.
+        thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let addr = line
+            .trim()
+            .strip_prefix(&format!("{banner}http://"))
+            .and_then(|a| a.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("a socket address");
+        AppNode { child, addr, data }
+    }
+
+    /// `http://ADDR<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for AppNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }

@@ -24,26 +24,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sse_examples_support::{random_hex, RandomError};
+
 /// Random bytes in a stream token.
 const TOKEN_BYTES: usize = 32;
 
 /// Most live tokens kept; issuing more first drops expired ones, then the oldest.
 const MAX_TOKENS: usize = 100_000;
-
-/// `bytes` random bytes from the operating system, hex-encoded.
-pub(crate) fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if getrandom::fill(&mut buf).is_err() {
-        // Never on the platforms this runs on; fail closed rather than issue guessable tokens.
-        panic!("the operating system's random number generator is unavailable");
-    }
-    let mut s = String::with_capacity(bytes * 2);
-    for b in buf {
-        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    s
-}
 
 /// Compares two secrets in time that depends on their lengths only.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -97,8 +84,13 @@ pub(crate) struct StreamTokens {
 
 impl StreamTokens {
     /// A new token for `task_id`, valid for `ttl`.
-    pub(crate) fn issue(&self, task_id: &str, user: &str, ttl: Duration) -> String {
-        let token = random_hex(TOKEN_BYTES);
+    pub(crate) fn issue(
+        &self,
+        task_id: &str,
+        user: &str,
+        ttl: Duration,
+    ) -> Result<String, RandomError> {
+        let token = random_hex(TOKEN_BYTES)?;
         let now = Instant::now();
         let mut grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
         if grants.len() >= MAX_TOKENS {
@@ -121,7 +113,7 @@ impl StreamTokens {
                 expires: now + ttl,
             },
         );
-        token
+        Ok(token)
     }
 
     /// The user `token` was issued to, if it is valid for `task_id` now.
@@ -158,12 +150,14 @@ mod tests {
     #[test]
     fn tokens_are_scoped_and_expire() {
         let tokens = StreamTokens::default();
-        let t = tokens.issue("task-a", "alice", Duration::from_secs(60));
+        let t = tokens
+            .issue("task-a", "alice", Duration::from_secs(60))
+            .unwrap();
         assert_eq!(t.len(), 64);
         assert_eq!(tokens.check(&t, "task-a"), Ok("alice".to_owned()));
         assert_eq!(tokens.check(&t, "task-b"), Err(TokenError::OtherTask));
         assert_eq!(tokens.check("nope", "task-a"), Err(TokenError::Invalid));
-        let short = tokens.issue("task-a", "alice", Duration::ZERO);
+        let short = tokens.issue("task-a", "alice", Duration::ZERO).unwrap();
         assert_eq!(tokens.check(&short, "task-a"), Err(TokenError::Invalid));
         tokens.sweep();
         assert_eq!(tokens.check(&t, "task-a"), Ok("alice".to_owned()));

@@ -13,9 +13,11 @@ use sse_core::http::query_param;
 use sse_core::hub::{SubscribeOptions, TopicConfig, TopicOptions};
 use sse_hyper::SseResponseBody;
 
-use crate::auth::{random_hex, TokenError};
+use crate::auth::TokenError;
 use crate::tasks::{self, FileView, Publisher, Task, Upload};
 use crate::App;
+use sse_examples_support::token::bearer as bearer_token;
+use sse_examples_support::{random_hex, ApiError};
 
 type Res = Response<SseResponseBody>;
 /// A refusal, boxed so that `Result`s carrying one stay small.
@@ -43,12 +45,9 @@ fn json_res(status: StatusCode, value: &Value) -> Res {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Res {
-    let mut res = json_res(status, &json!({ "error": message.into() }));
-    if status == StatusCode::UNAUTHORIZED {
-        res.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    res
+    ApiError::new(status, message)
+        .to_http()
+        .map(SseResponseBody::full)
 }
 
 fn not_found_task() -> Res {
@@ -112,15 +111,12 @@ fn key_in_url<B>(req: &Request<B>) -> Option<Res> {
 
 fn bearer<B>(req: &Request<B>) -> Option<Result<&str, Res>> {
     let value = req.headers().get(header::AUTHORIZATION)?;
-    let value = value.to_str().unwrap_or("");
-    let (scheme, key) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") || key.trim().is_empty() {
-        return Some(Err(error(
+    Some(bearer_token(value.as_bytes()).map_err(|_| {
+        error(
             StatusCode::UNAUTHORIZED,
             "the Authorization header must be 'Bearer <api key>'",
-        )));
-    }
-    Some(Ok(key.trim()))
+        )
+    }))
 }
 
 /// The user behind the request's API key.
@@ -235,7 +231,10 @@ async fn stream_token(app: &App, req: Request<Incoming>) -> Res {
         return not_found_task();
     }
     let ttl = app.config.stream_token_ttl;
-    let token = app.tokens.issue(&task_id, &user, ttl);
+    let token = match app.tokens.issue(&task_id, &user, ttl) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
     json_res(
         StatusCode::CREATED,
         &json!({
@@ -442,7 +441,10 @@ async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Res {
 /// Registers the task, publishes its first events (every file `queued`, progress 0) and starts
 /// its worker.
 fn start_task(app: &Arc<App>, user: String, uploads: Vec<Upload>) -> Res {
-    let id = random_hex(16);
+    let id = match random_hex(16) {
+        Ok(id) => id,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
     let files: Vec<FileView> = uploads
         .iter()
         .enumerate()

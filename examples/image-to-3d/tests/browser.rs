@@ -5,11 +5,12 @@
 //! screenshots under `target/screenshots/`.
 //!
 //! Needs Debian's `chromium` (`CHROMIUM_PATH` overrides `/usr/bin/chromium`) and Node.js. The
-//! script lives with the other examples' browser scripts in `examples/tests/browser/`, whose one
-//! npm dependency (playwright-core, driving the system's chromium) is installed with `npm ci`
-//! when missing. Without chromium or Node the test is skipped with a loud message, unless `CI`
-//! is set: then it fails.
+//! script (`tests/browser/`) loads its one npm dependency, playwright-core (driving the system's
+//! chromium), from the examples' shared setup in `examples/browser/`, installed there with
+//! `npm ci` when missing. Without chromium or Node the test is skipped visibly
+//! (`sse_testkit::tools`), unless `CI` is set: then it fails.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -24,7 +25,6 @@ async fn page_in_headless_chromium() {
     let Some(browser) = browser::prepare("image-to-3d browser test").await else {
         return;
     };
-    let script_dir = &browser.playwright_dir;
 
     // The app on a loopback port, slowed a little per stage so that the dropped stream drops
     // mid-task; the page's default API key is `demo-key`.
@@ -62,7 +62,7 @@ async fn page_in_headless_chromium() {
 
     let (ok, out) = browser::run(
         browser
-            .node(script_dir.join("image_to_3d.mjs"))
+            .node(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/image_to_3d.mjs"))
             .arg(&base)
             .arg(&browser.screenshots)
             .arg(serde_json::Value::Object(expected).to_string())

@@ -174,7 +174,10 @@ mod tests {
 
     #[test]
     fn sample_pdf_reads_back() {
-        let pdf = crate::samples::sample_pdf(&["Rust engineer", "Tokio and axum"]).unwrap();
+        let pdf = sse_examples_support::pdf::SamplePdf::new()
+            .font_size(12)
+            .build(&["Rust engineer\nTokio and axum"])
+            .unwrap();
         let text = pdf_text(&pdf).unwrap();
         assert!(text.contains("Rust engineer"), "{text:?}");
         assert!(text.contains("Tokio and axum"), "{text:?}");

@@ -272,6 +272,12 @@ impl ResumeScreener {
         &self.inner.hub
     }
 
+    /// Whether `token` is one of this app's bearer tokens. A server that mounts several apps
+    /// asks this to route a path that two apps claim.
+    pub fn knows_token(&self, token: &str) -> bool {
+        self.user_of(token).is_some()
+    }
+
     /// The user of `token`, if it is one.
     pub(crate) fn user_of(&self, token: &str) -> Option<&str> {
         self.inner

@@ -5,8 +5,8 @@
 //!
 //! Needs Debian's `chromium` (`CHROMIUM_PATH` overrides `/usr/bin/chromium`) and Node.js. The
 //! script's one npm dependency, playwright-core (driving the system's chromium), comes from the
-//! examples' shared setup in `examples/tests/browser/` (installed there with `npm ci` when
-//! missing). Without chromium or Node the test is skipped with a loud message, unless `CI` is
+//! examples' shared setup in `examples/browser/` (installed there with `npm ci` when
+//! missing). Without chromium or Node the test is skipped visibly (`sse_testkit::tools`), unless `CI` is
 //! set: then it fails.
 
 mod common;

@@ -4,7 +4,7 @@
 //
 // Run by examples/resume-screener/tests/browser.rs, which starts the server and writes the files
 // (strong.pdf, medium.txt, unrelated.pdf, corrupt.pdf). playwright-core is loaded from the
-// directory named by PLAYWRIGHT_DIR (the examples' shared setup in examples/tests/browser/).
+// directory named by PLAYWRIGHT_DIR (the examples' shared setup in examples/browser/).
 // Scenario: two tabs of the same user; the first submits a batch with the file picker; both
 // watch the per-file progress reach the end and show the same ranking; the corrupt PDF fails
 // alone; "Clear progress" resets both tabs. Exits non-zero on the first failed check.

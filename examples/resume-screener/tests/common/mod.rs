@@ -1,5 +1,5 @@
-//! Shared helpers of the integration tests: a real server on 127.0.0.1:0, PDFs made here with
-//! lopdf, uploads, and an SSE reader built on `sse_core::Decoder`.
+//! Shared helpers of the integration tests: a real server on 127.0.0.1:0, PDFs from the shared
+//! generator, uploads, and an SSE reader built on `sse_core::Decoder`.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::pin::Pin;
@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use lopdf::content::{Content, Operation};
-use lopdf::{dictionary, Document, Object};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sse_core::{DecodedEvent, Decoder};
 use sse_example_resume_screener::{serve_with_shutdown, Config, ResumeScreener};
+use sse_examples_support::pdf::SamplePdf;
 
 /// Every test finishes well within this, or fails.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(25);
@@ -43,51 +42,10 @@ pub async fn start(config: Config) -> Server {
     Server { base, app, client }
 }
 
-/// A PDF with one page per entry, each line drawn as real text (made here, not by the app).
+/// A PDF with one page per entry, each line drawn as real text (made by the shared generator,
+/// not by the app).
 pub fn make_pdf(pages: &[&str]) -> Vec<u8> {
-    let mut doc = Document::with_version("1.5");
-    let pages_id = doc.new_object_id();
-    let font_id = doc.add_object(dictionary! {
-        "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
-        "Encoding" => "WinAnsiEncoding",
-    });
-    let resources_id = doc.add_object(dictionary! { "Font" => dictionary! { "F1" => font_id } });
-    let mut kids = Vec::new();
-    for text in pages {
-        let mut operations = vec![
-            Operation::new("BT", vec![]),
-            Operation::new("Tf", vec!["F1".into(), 12.into()]),
-            Operation::new("TL", vec![16.into()]),
-            Operation::new("Td", vec![72.into(), 740.into()]),
-        ];
-        for line in text.lines() {
-            operations.push(Operation::new(
-                "Tj",
-                vec![Object::string_literal(line.as_bytes().to_vec())],
-            ));
-            operations.push(Operation::new("T*", vec![]));
-        }
-        operations.push(Operation::new("ET", vec![]));
-        let content = Content { operations }.encode().unwrap();
-        let content_id = doc.add_object(lopdf::Stream::new(dictionary! {}, content));
-        let page_id = doc.add_object(dictionary! {
-            "Type" => "Page", "Parent" => pages_id, "Contents" => content_id,
-        });
-        kids.push(Object::from(page_id));
-    }
-    let count = i64::try_from(kids.len()).unwrap();
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! {
-            "Type" => "Pages", "Kids" => kids, "Count" => count, "Resources" => resources_id,
-            "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-        }),
-    );
-    let catalog_id = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog_id);
-    let mut out = Vec::new();
-    doc.save_to(&mut out).unwrap();
-    out
+    SamplePdf::new().font_size(12).build(pages).unwrap()
 }
 
 /// A file part: name, bytes, MIME type.
