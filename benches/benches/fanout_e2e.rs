@@ -32,8 +32,10 @@
 //!
 //! Environment: `C` (1000), `N` (1000), `SIZE` (100), `RUNS` (3), `LIMIT` (seconds, 30),
 //! `SERVERS` (default `sse-raw,sse-axum,axum,sse-actix,actix-lab,sse-hyper`; also `sse`, which
-//! reads `FRONTEND`), `PARSER` (`decoder`, `fast`); the `sse*` servers also read `POLICY`,
-//! `QUEUE`, `HISTORY` like `bench-server`. Without
+//! reads `FRONTEND`, and `cluster`: a `redis-server` and three `sse` nodes sharing the server's
+//! core, the burst POSTed to the first node and the subscribers spread over the other two, the
+//! memory and CPU of all four processes counted), `PARSER` (`decoder`, `fast`); the `sse*`
+//! servers also read `POLICY`, `QUEUE`, `HISTORY` like `bench-server`. Without
 //! `--bench` in its arguments (as under `cargo test --benches`) it does nothing.
 
 use std::cell::{Cell, RefCell};
@@ -370,7 +372,29 @@ impl Drop for ServerChild {
     }
 }
 
-fn one_run(kind: &str, p: &Params, pinned: bool) -> Res<RunResult> {
+/// A child process that is killed when dropped (a `redis-server`).
+struct KillOnDrop(Child, Option<std::path::PathBuf>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        if let Some(dir) = self.1.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// What the load generator drives: where it publishes, where its subscribers connect (spread
+/// over the list), and the processes whose memory and CPU count as "the server".
+struct Target {
+    publish: SocketAddr,
+    subscribe: Vec<SocketAddr>,
+    pids: Vec<u32>,
+}
+
+/// Starts this binary as server `kind` (pinned to core 0 when `pinned`) with `env`.
+fn spawn_server(kind: &str, env: &[(&str, &str)], pinned: bool) -> Res<(ServerChild, SocketAddr)> {
     let exe = std::env::current_exe()?;
     let mut cmd = if pinned {
         let mut c = Command::new("taskset");
@@ -381,9 +405,13 @@ fn one_run(kind: &str, p: &Params, pinned: bool) -> Res<RunResult> {
     };
     cmd.env(SERVER_ENV, kind)
         .env("PORT", "0")
+        .env_remove("BACKPLANE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut child = ServerChild(cmd.spawn()?);
     let stdout = child.0.stdout.take().ok_or("no stdout")?;
     let mut line = String::new();
@@ -393,14 +421,101 @@ fn one_run(kind: &str, p: &Params, pinned: bool) -> Res<RunResult> {
         .strip_prefix("listening on http://")
         .ok_or_else(|| format!("{kind}: unexpected first line {line:?}"))?
         .parse()?;
-    let pid = child.0.id();
+    Ok((child, addr))
+}
+
+/// A `redis-server` on a free port in a temporary directory, without persistence, pinned to
+/// core 0 with the nodes when `pinned`.
+fn spawn_redis(pinned: bool) -> Res<(KillOnDrop, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dir = std::env::temp_dir().join(format!("fanout-e2e-redis-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut cmd = if pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", "redis-server"]);
+        c
+    } else {
+        Command::new("redis-server")
+    };
+    cmd.current_dir(&dir)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = KillOnDrop(
+        cmd.spawn()
+            .map_err(|e| format!("redis-server: {e} (install Debian's redis-server)"))?,
+        Some(dir),
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > until {
+            return Err("redis-server did not start".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((child, port))
+}
+
+fn one_run(kind: &str, p: &Params, pinned: bool) -> Res<RunResult> {
+    let mut children = Vec::new();
+    let mut redis = None;
+    let target = if kind == "cluster" {
+        // Three nodes sharing one Redis, all on the server's core: publish on A, subscribers
+        // spread over B and C.
+        let (r, port) = spawn_redis(pinned)?;
+        let url = format!("redis://127.0.0.1:{port}");
+        let mut addrs = Vec::new();
+        let mut pids = vec![r.0.id()];
+        for _ in 0..3 {
+            let (child, addr) = spawn_server("sse", &[("BACKPLANE", &url)], pinned)?;
+            pids.push(child.0.id());
+            addrs.push(addr);
+            children.push(child);
+        }
+        redis = Some(r);
+        Target {
+            publish: addrs[0],
+            subscribe: addrs[1..].to_vec(),
+            pids,
+        }
+    } else {
+        let (child, addr) = spawn_server(kind, &[], pinned)?;
+        let pids = vec![child.0.id()];
+        children.push(child);
+        Target {
+            publish: addr,
+            subscribe: vec![addr],
+            pids,
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let local = tokio::task::LocalSet::new();
-    let res = local.block_on(&rt, load(addr, pid, p));
-    drop(child);
+    let res = local.block_on(&rt, load(&target, p));
+    drop(children);
+    drop(redis);
     res.map_err(|e| format!("{kind}: {e}").into())
+}
+
+/// Resident memory of all `pids`, in KiB.
+fn rss_all(pids: &[u32]) -> Res<u64> {
+    pids.iter().map(|&p| rss_kib(p)).sum()
+}
+
+/// CPU time of all `pids`, in ns.
+fn cpu_all(pids: &[u32]) -> u64 {
+    pids.iter().map(|&p| cpu_ns(p)).sum()
 }
 
 fn rss_kib(pid: u32) -> Res<u64> {
@@ -450,12 +565,13 @@ struct SubStats {
     failure: Option<String>,
 }
 
-async fn load(addr: SocketAddr, pid: u32, p: &Params) -> Res<RunResult> {
+async fn load(target: &Target, p: &Params) -> Res<RunResult> {
     let shared = Rc::new(Shared::default());
-    let rss_before = rss_kib(pid)?;
+    let rss_before = rss_all(&target.pids)?;
     let mut stats = Vec::with_capacity(p.c);
     let mut tasks = Vec::with_capacity(p.c);
-    for _ in 0..p.c {
+    for i in 0..p.c {
+        let addr = target.subscribe[i % target.subscribe.len()];
         let st = Rc::new(RefCell::new(SubStats::default()));
         stats.push(Rc::clone(&st));
         let shared = Rc::clone(&shared);
@@ -489,13 +605,13 @@ async fn load(addr: SocketAddr, pid: u32, p: &Params) -> Res<RunResult> {
         return Err(format!("a subscriber failed before the burst: {f}").into());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = rss_kib(pid)?;
+    let rss_idle = rss_all(&target.pids)?;
     let kib_per_idle = rss_idle.saturating_sub(rss_before) as f64 / p.c as f64;
 
-    let cpu0 = (cpu_ns(pid), cpu_ns(std::process::id()));
+    let cpu0 = (cpu_all(&target.pids), cpu_ns(std::process::id()));
     let t0 = Instant::now();
     let (status, body) = request(
-        addr,
+        target.publish,
         &format!("POST /pub/bench?n={}&size={} HTTP/1.1", p.n, p.size),
     )
     .await?;
@@ -512,11 +628,11 @@ async fn load(addr: SocketAddr, pid: u32, p: &Params) -> Res<RunResult> {
             break;
         }
     }
-    let cpu1 = (cpu_ns(pid), cpu_ns(std::process::id()));
+    let cpu1 = (cpu_all(&target.pids), cpu_ns(std::process::id()));
     let burst_ns = t0.elapsed().as_nanos().max(1) as f64;
     // The same connections, idle again after the burst.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let rss_after = rss_kib(pid)?;
+    let rss_after = rss_all(&target.pids)?;
     let kib_after_burst = rss_after.saturating_sub(rss_before) as f64 / p.c as f64;
     for t in &tasks {
         t.abort();

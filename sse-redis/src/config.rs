@@ -25,8 +25,12 @@ pub struct RedisConfig {
     /// marker the nodes set once and watch, so that they notice when Redis lost its data.
     pub prefix: String,
     /// Events kept per topic in Redis (`XADD MAXLEN ~`, so at least this many; `None`:
-    /// unbounded). Keep it at least the hubs' [`TopicConfig::history_len`](sse_core::hub::TopicConfig)
-    /// so that a client resuming on any node finds what the node that served it could replay.
+    /// unbounded; default 100,000). It bounds two things: a client resuming on any node finds
+    /// what the node that served it could replay only if this is at least the hubs'
+    /// [`TopicConfig::history_len`](sse_core::hub::TopicConfig); and a node that reads a burst
+    /// published on another node more slowly than it was published (its subscribers set its
+    /// pace, as they set an in-memory publisher's) catches up without loss only while Redis
+    /// still holds what it has not read. Size it for the longest burst a topic gets.
     pub max_len: Option<usize>,
     /// Oldest event kept per topic in Redis (`None`: no age bound). Trimmed on publish.
     pub max_age: Option<Duration>,
@@ -62,7 +66,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             prefix: "sse:".into(),
-            max_len: Some(1024),
+            max_len: Some(100_000),
             max_age: Some(Duration::from_secs(3600)),
             idle_ttl: Some(Duration::from_secs(24 * 3600)),
             finished_ttl: Duration::from_secs(300),

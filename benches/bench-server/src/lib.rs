@@ -239,9 +239,11 @@ impl Config {
         let Some(url) = &self.backplane else {
             return Ok((self.hub(Hub::builder()), None));
         };
-        // HISTORY bounds Redis' copy too: a client resuming on any node finds what the node
-        // that served it could replay.
-        let redis = RedisConfig::default().max_len(Some(self.history));
+        // Redis keeps at least HISTORY events (a client resuming on any node finds what the
+        // node that served it could replay) and at least the default 100,000 (a node reading a
+        // burst published elsewhere at its subscribers' pace catches up without loss).
+        let max_len = RedisConfig::default().max_len.map(|n| n.max(self.history));
+        let redis = RedisConfig::default().max_len(max_len);
         let bp = RedisBackplane::connect(url, redis).await?;
         Ok((self.hub(bp.hub_builder()), Some(bp)))
     }
