@@ -24,12 +24,18 @@ impl TlsRedis {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         // A self-signed certificate for the server, which the nodes are told to trust.
-        let certified =
-            rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+        ])
+        .unwrap();
         let cert_pem = certified.cert.pem();
         std::fs::write(dir.join("server.crt"), &cert_pem).unwrap();
-        std::fs::write(dir.join("server.key"), certified.signing_key.serialize_pem()).unwrap();
+        std::fs::write(
+            dir.join("server.key"),
+            certified.signing_key.serialize_pem(),
+        )
+        .unwrap();
         std::fs::write(dir.join("ca.crt"), &cert_pem).unwrap();
         let port = free_port();
         let child = Command::new("redis-server")

@@ -285,6 +285,12 @@ impl App {
             o.insert("history".into(), self.history.into());
             if let Some(bp) = &self.backplane {
                 let b = bp.stats();
+                // Per node: `published` counts what this node published (stored in Redis),
+                // `applied` what it applied to its own rings (read from Redis, whoever
+                // published it), `delivered` what it wrote to its own subscribers.
+                o.insert("applied".into(), m.published.into());
+                o.insert("published".into(), b.published.into());
+                o.insert("read_from_backplane".into(), b.events_read.into());
                 o.insert(
                     "backplane".into(),
                     serde_json::json!({

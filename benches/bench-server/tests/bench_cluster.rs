@@ -166,6 +166,16 @@ fn publish_on_a_subscribers_on_b_and_c_resume_anywhere_and_finish_everywhere() {
         );
     }
 
+    // Per-node stats: A published the 200 events and has no subscriber of its own (it applies
+    // nothing); B applied them from Redis and delivered them to its two subscribers.
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!(sa["published"], 200, "{sa}");
+    assert_eq!(sa["applied"], 0, "{sa}");
+    assert_eq!(sb["published"], 0, "{sb}");
+    assert_eq!(sb["applied"], 200, "{sb}");
+    assert_eq!(sb["read_from_backplane"], 200, "{sb}");
+    assert!(sb["delivered"].as_u64().unwrap() >= 400, "{sb}");
+
     // Resume on C (and on A) with ids that B sent: header and query forms.
     let sent_by_b = first[0][149].last_event_id.clone();
     let mut by_header = c.sub_with("/sub/t", &[("Last-Event-ID", &sent_by_b)]);
