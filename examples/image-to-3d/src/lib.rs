@@ -122,6 +122,10 @@ pub struct Config {
     pub finished_ttl: Duration,
     /// Most tasks kept at once (finished ones included, until their TTL).
     pub max_tasks: usize,
+    /// Memory for decoded images, over all workers together: a decode waits until its pixels
+    /// (at the file's own bit depth, plus the luminance copy) fit, and an image that could never
+    /// fit fails with a message that says so.
+    pub max_decode_bytes: u64,
     /// Prefix of the URLs the server hands out (`download_url`, `stream_url`).
     pub base_path: String,
 }
@@ -142,6 +146,7 @@ impl Default for Config {
             heartbeat: Duration::from_secs(15),
             finished_ttl: Duration::from_secs(600),
             max_tasks: 100,
+            max_decode_bytes: 384 << 20,
             base_path: String::new(),
         }
     }
@@ -155,6 +160,8 @@ pub(crate) struct App {
     pub(crate) tokens: auth::StreamTokens,
     pub(crate) tasks: tasks::Tasks,
     pub(crate) permits: Semaphore,
+    /// [`Config::max_decode_bytes`] in KiB permits.
+    pub(crate) decode_budget: Semaphore,
 }
 
 /// Serves the app with [`Config::default`] on `listener` until the process exits.
@@ -190,6 +197,11 @@ pub async fn serve_with(
         tokens: auth::StreamTokens::default(),
         tasks: tasks::Tasks::default(),
         permits: Semaphore::new(config.workers.max(1)),
+        decode_budget: Semaphore::new(
+            usize::try_from(config.max_decode_bytes / 1024)
+                .unwrap_or(usize::MAX)
+                .clamp(1, Semaphore::MAX_PERMITS),
+        ),
         config,
     });
     let sweeper = tokio::spawn({

@@ -79,6 +79,25 @@ impl std::fmt::Display for ModelError {
 
 impl std::error::Error for ModelError {}
 
+/// The memory that decoding `bytes` takes, read from the image's header only: its pixels at
+/// their own colour type and bit depth, plus the 8-bit luminance copy.
+pub fn decode_cost(bytes: &[u8]) -> Result<u64, ModelError> {
+    use image::ImageDecoder as _;
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ModelError::Decode(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(ModelError::NotAnImage);
+    }
+    let decoder = reader
+        .into_decoder()
+        .map_err(|e| ModelError::Decode(e.to_string()))?;
+    let (w, h) = decoder.dimensions();
+    Ok(decoder
+        .total_bytes()
+        .saturating_add(u64::from(w) * u64::from(h)))
+}
+
 /// Decodes a PNG or JPEG upload to luminance. Images wider or taller than `max_side` pixels
 /// are refused before their pixels are decoded.
 pub fn decode_luma(bytes: &[u8], max_side: u32) -> Result<GrayImage, ModelError> {

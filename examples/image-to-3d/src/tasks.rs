@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use sse_core::hub::PublishAck;
 use sse_core::{Event, JobPublisher};
 
-use crate::mesh::{decode_luma, HeightField, Mesh};
+use crate::mesh::{decode_cost, decode_luma, HeightField, Mesh};
 use crate::App;
 
 /// The hub topic of a task.
@@ -415,6 +415,26 @@ async fn process_file(app: &App, p: &Publisher, idx: usize, upload: Upload) {
     pause(cfg.step_delay).await;
     let (max_side, max_grid) = (cfg.max_image_side, cfg.max_grid);
     let bytes = upload.bytes;
+    // Memory for the decode, from the server's budget shared by every worker: wait until it
+    // fits; an image that could never fit fails now. (A header that cannot be read is left to
+    // the decoder, which says why.)
+    let cost_kib = decode_cost(&bytes).ok().map(|b| b.div_ceil(1024));
+    let budget_kib = cfg.max_decode_bytes / 1024;
+    let _memory = match cost_kib {
+        Some(kib) if kib > budget_kib => {
+            return fail(format!(
+                "decoding this image takes {} MiB, more than the server's decode budget of {} MiB",
+                kib.div_ceil(1024),
+                budget_kib / 1024
+            ))
+        }
+        Some(kib) => app
+            .decode_budget
+            .acquire_many(u32::try_from(kib.max(1)).unwrap_or(u32::MAX))
+            .await
+            .ok(),
+        None => None,
+    };
     let decoded = tokio::task::spawn_blocking(move || {
         decode_luma(&bytes, max_side)
             .map(|luma| (luma.dimensions(), HeightField::from_luma(&luma, max_grid)))

@@ -403,3 +403,40 @@ async fn only_failures_end_in_task_failed() {
     .await
     .expect("test took too long");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decoded_image_memory_is_bounded_per_server_and_an_image_beyond_it_fails_saying_so() {
+    tokio::time::timeout(LIMIT, async {
+        // 1 MiB for every worker together: a 1024×1024 image (1 MiB of pixels plus its 1 MiB
+        // luminance copy) can never fit; small images still pass, one after another.
+        let base = start(Config {
+            max_decode_bytes: 1 << 20,
+            workers: 4,
+            ..config()
+        })
+        .await;
+        let files = [
+            ("big.png", png(1024, 1024), "image/png"),
+            ("small-1.png", png(64, 48), "image/png"),
+            ("small-2.png", png(64, 48), "image/png"),
+            ("small-3.png", png(64, 48), "image/png"),
+        ];
+        let task = start_task(&base, ALICE, &files).await;
+        let id = task["task_id"].as_str().unwrap().to_owned();
+        let token = token(&base, ALICE, &id).await;
+        let events = read_events(open_stream(&base, &id, &token, Some("0")).await, 1000).await;
+        check_sequences(&events);
+        let end = payload(events.last().unwrap());
+        let failed = end["failed"]
+            .as_array()
+            .or(end["details"]["failed"].as_array());
+        let failed = failed.unwrap_or_else(|| panic!("no failed list in {end}"));
+        assert_eq!(failed.len(), 1, "{end}");
+        let why = failed[0]["error"].as_str().unwrap();
+        assert!(why.contains("decode budget"), "{why}");
+        let all: String = events.iter().map(|e| e.data.clone()).collect();
+        assert!(all.contains("small-"), "the small images were processed");
+    })
+    .await
+    .expect("test took too long");
+}

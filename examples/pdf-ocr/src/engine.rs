@@ -221,11 +221,17 @@ fn run(
     if status.success() {
         return Ok(());
     }
+    // The tool's own words stay in the server's log: they name server paths and say nothing a
+    // client can act on.
     let log = String::from_utf8_lossy(&log);
     let lines: Vec<&str> = log.trim().lines().collect();
     let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
-    Err(JobError::ocr(format!(
-        "{what} failed on page {page} ({status}){}{tail}",
-        if tail.is_empty() { "" } else { ": " }
-    )))
+    eprintln!("pdf-ocr: {what} failed on page {page} ({status}): {tail}");
+    if what == "pdftoppm" {
+        // pdftoppm reads the file the client sent: a failure is the file's problem.
+        return Err(JobError::invalid_pdf(format!(
+            "page {page} of the PDF cannot be rendered: the file is damaged or malformed"
+        )));
+    }
+    Err(JobError::ocr(format!("{what} failed on page {page}")))
 }

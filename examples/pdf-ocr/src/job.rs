@@ -506,6 +506,23 @@ pub(crate) async fn drive(
     result
 }
 
+/// The `/Count` of the document's root page tree, if it has one.
+fn declared_page_count(doc: &lopdf::Document) -> Option<i64> {
+    let pages = doc
+        .catalog()
+        .ok()?
+        .get(b"Pages")
+        .ok()?
+        .as_reference()
+        .ok()?;
+    doc.get_dictionary(pages)
+        .ok()?
+        .get(b"Count")
+        .ok()?
+        .as_i64()
+        .ok()
+}
+
 /// The blocking part: parse, then each page with the engine, then store the book.
 fn process(
     app: &PdfOcr,
@@ -526,6 +543,16 @@ fn process(
     let total = page_numbers.len();
     if total == 0 {
         return Err(JobError::invalid_pdf("the PDF has no pages"));
+    }
+    // The page tree's own count must match the pages it holds: a PDF that says `/Count 100000`
+    // over one page object is malformed, and renderers refuse it.
+    if let Some(declared) = declared_page_count(&doc) {
+        if declared != total as i64 {
+            return Err(JobError::invalid_pdf(format!(
+                "the PDF's page tree is inconsistent: /Count says {declared} pages but {total} page object{} found",
+                if total == 1 { " was" } else { "s were" }
+            )));
+        }
     }
     if total > config.max_pages {
         return Err(JobError::invalid_pdf(format!(

@@ -687,6 +687,39 @@ async fn the_page_and_the_sample_pdf() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdf_whose_page_count_lies_gets_a_422_naming_the_problem_without_tool_output() {
+    bounded(async {
+        let s = start(Config::default()).await;
+        // One page object under a page tree that claims 100000 pages, written with lopdf so
+        // that everything else about the file is well formed.
+        let mut doc = lopdf::Document::load_mem(&make_pdf(1)).unwrap();
+        let pages = doc
+            .catalog()
+            .unwrap()
+            .get(b"Pages")
+            .unwrap()
+            .as_reference()
+            .unwrap();
+        doc.get_dictionary_mut(pages)
+            .unwrap()
+            .set("Count", lopdf::Object::Integer(100_000));
+        let mut bad = Vec::new();
+        doc.save_to(&mut bad).unwrap();
+        let (status, body) = s
+            .upload_json(Some(TOKEN), form(bad, Some("Liar"), None))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let details = body.to_string();
+        assert!(details.contains("100000"), "{details}");
+        assert!(details.contains("page tree"), "{details}");
+        for tool_words in ["pdftoppm", "Syntax Error", "/tmp", "stderr"] {
+            assert!(!details.contains(tool_words), "{details}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_beyond_the_pending_limit_get_503() {
     bounded(async {
         let s = start(Config {

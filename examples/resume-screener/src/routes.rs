@@ -287,10 +287,15 @@ fn multipart_error(e: MultipartError, config: &Config) -> ApiError {
             ),
         )
     } else {
-        ApiError::new(
-            status,
-            format!("malformed multipart body: {}", e.body_text()),
-        )
+        let text = e.body_text();
+        // A line break (CR or LF) inside a quoted file name ends the part's header early, so
+        // the part cannot be read at all: say so, rather than leave the client guessing.
+        let hint = if text.contains("headers") {
+            " (a file name containing a line break, CR or LF, ends a part's header early: rename the file)"
+        } else {
+            ""
+        };
+        ApiError::new(status, format!("malformed multipart body: {text}{hint}"))
     }
 }
 
@@ -356,6 +361,12 @@ async fn read_form(config: &Config, multipart: &mut Multipart) -> Result<Form, A
                 )));
             }
             form.files.push((filename, content_type, bytes));
+        } else if name == "files" || name == "file" {
+            // A file field whose file name could not be read: refuse it, never drop it.
+            return Err(ApiError::bad_request(format!(
+                "a `{name}` part has no readable file name (file {}): send each file with a quoted filename without line breaks",
+                form.files.len() + 1
+            )));
         } else if name == "job_description" || name == "description" {
             let Some(bytes) =
                 read_limited(&mut field, config.max_description_bytes, config).await?

@@ -711,3 +711,97 @@ async fn page_and_samples() {
     })
     .await;
 }
+
+/// A multipart body with three text files, the second named with a CR/LF inside its quoted
+/// file name (raw, as a hand-written client sends it, and escaped, as reqwest sends it).
+fn crlf_body(boundary: &str, sep: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    let names = [
+        "one.txt".to_owned(),
+        format!("two{sep}evil.txt"),
+        "three.txt".to_owned(),
+    ];
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"job_description\"\r\n\r\nrust developer\r\n").as_bytes(),
+    );
+    for (i, name) in names.iter().enumerate() {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\nrust developer number {i}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_name_with_a_line_break_is_refused_with_a_4xx_saying_why_never_dropped_silently() {
+    let s = common::start(Config::default()).await;
+    // As reqwest sends it: three files sent, three accepted (or a 4xx naming the file).
+    let (status, v) = common::upload(
+        &s,
+        common::ALICE,
+        Some("rust developer"),
+        vec![
+            common::text("one.txt", "rust developer one"),
+            common::text("two\r\nevil.txt", "rust developer two"),
+            common::text("three.txt", "rust developer three"),
+        ],
+    )
+    .await;
+    eprintln!("reqwest: {status} {v}");
+    if status.is_success() {
+        let files = v["files"].as_array().expect("files listed");
+        assert_eq!(files.len(), 3, "{v}");
+        assert!(
+            files
+                .iter()
+                .all(|f| !f.as_str().unwrap().contains(['\r', '\n'])),
+            "{v}"
+        );
+    } else {
+        assert!(status.is_client_error(), "{status} {v}");
+        assert!(v["error"].as_str().unwrap().contains("line break"), "{v}");
+    }
+    for (sep, escaped) in [
+        ("\r\n", false),
+        ("\\\r\n", true),
+        ("\n", true),
+        ("\r", true),
+    ] {
+        let boundary = "XyZBoundary42";
+        let res = s
+            .client
+            .post(format!("{}/api/v1/resumes/screen", s.base))
+            .bearer_auth(common::ALICE)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(crlf_body(boundary, sep))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let v: Value = res.json().await.unwrap_or(Value::Null);
+        eprintln!("separator {sep:?}: {status} {v}");
+        if status.is_success() {
+            // Accepted: then all three, the odd name sanitized.
+            let files = v["files"].as_array().expect("files listed");
+            assert_eq!(files.len(), 3, "{v}");
+            assert!(
+                files
+                    .iter()
+                    .all(|f| !f.as_str().unwrap().contains(['\r', '\n'])),
+                "{v}"
+            );
+        } else {
+            assert!(status.is_client_error(), "{status} {v}");
+            let m = v["error"].as_str().unwrap();
+            // A line break ends the part's header: the refusal says why.
+            assert!(m.contains("line break"), "{escaped}: {m}");
+        }
+    }
+}

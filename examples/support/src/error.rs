@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 /// A refused request: an HTTP status and a one-line reason, answered as
 /// `{"error": reason, …fields}` with `Cache-Control: no-store`, `WWW-Authenticate: Bearer` on a
-/// 401 and `Retry-After: 5` on a 503. Each app adds the fields its field report's clients
+/// 401 and `Retry-After` (5 s unless [`ApiError::retry_after`] says otherwise) on a 429 or a 503. Each app adds the fields its field report's clients
 /// read (such as `"success": false`) with [`ApiError::with`].
 ///
 /// It becomes a response with [`ApiError::to_http`] (hyper), or as an axum `IntoResponse`
@@ -26,10 +26,11 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     fields: Map<String, Value>,
+    retry_after: u64,
 }
 
-/// Seconds a client waits before retrying a 503.
-const RETRY_AFTER_SECONDS: &str = "5";
+/// Seconds a client waits before retrying a 429 or a 503, unless the refusal says otherwise.
+const RETRY_AFTER_SECONDS: u64 = 5;
 
 impl ApiError {
     /// A refusal with `status` and `message`.
@@ -38,6 +39,7 @@ impl ApiError {
             status,
             message: message.into(),
             fields: Map::new(),
+            retry_after: RETRY_AFTER_SECONDS,
         }
     }
 
@@ -71,6 +73,17 @@ impl ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
+    /// 429 (answered with `Retry-After`): this client has too much work in flight.
+    pub fn too_many(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+    }
+
+    /// The `Retry-After` of a 429 or 503, in seconds (at least 1).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = seconds.max(1);
+        self
+    }
+
     /// Adds (or replaces) a field of the JSON body; `error` itself stays the message.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         if key != "error" {
@@ -98,7 +111,7 @@ impl ApiError {
     }
 
     /// The response headers: the content type, `Cache-Control: no-store`, and
-    /// `WWW-Authenticate` (401) or `Retry-After` (503).
+    /// `WWW-Authenticate` (401) or `Retry-After` (429, 503).
     pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         let mut headers = vec![
             (
@@ -111,11 +124,8 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => {
                 headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
-                headers.push((
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
-                ));
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                headers.push((header::RETRY_AFTER, HeaderValue::from(self.retry_after)));
             }
             _ => {}
         }
@@ -175,6 +185,9 @@ mod tests {
         let res = ApiError::unavailable("busy").to_http();
         assert_eq!(res.headers()[header::RETRY_AFTER], "5");
         assert!(res.headers().get(header::WWW_AUTHENTICATE).is_none());
+        let res = ApiError::too_many("slow down").retry_after(30).to_http();
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "30");
     }
 
     #[test]

@@ -82,13 +82,22 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Res {
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             res
         }
-        (&Method::POST, ["jobs"]) => create(&shared, req).await,
-        (&Method::GET, ["jobs", id]) => match shared.jobs.get(id) {
-            Some(view) => json(StatusCode::OK, &json!(view)),
-            None => error(StatusCode::NOT_FOUND, "job not found"),
+        (&Method::POST, ["jobs"]) => match api_user(&shared, &req) {
+            Ok(user) => create(&shared, req, user).await,
+            Err(fail) => fail.response(),
+        },
+        (&Method::GET, ["jobs", id]) => match owned_job(&shared, &req, id) {
+            Ok(view) => json(StatusCode::OK, &json!(view)),
+            Err(fail) => fail.response(),
         },
         (&Method::GET, ["jobs", id, "stream"]) => stream(&shared, &req, id).await,
-        (&Method::GET, ["files", id, name]) => file(&shared, id, name).await,
+        (&Method::GET, ["files", id, name]) => match owned_job(&shared, &req, id) {
+            Ok(view) => file(&shared, &view, id, name).await,
+            Err(fail) if fail.status() == StatusCode::NOT_FOUND => {
+                error(StatusCode::NOT_FOUND, "file not found")
+            }
+            Err(fail) => fail.response(),
+        },
         (_, ["jobs"] | ["jobs", _] | ["jobs", _, "stream"] | ["files", _, _] | [""]) => error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),
@@ -98,6 +107,45 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Res {
             format!("no route for {method} {path}"),
         ),
     }
+}
+
+/// With API tokens on: the user of the request's `Authorization: Bearer` token (401 without a
+/// valid one). Off: `None`, everyone is one anonymous client.
+fn api_user<B>(shared: &Shared, req: &Request<B>) -> Result<Option<String>, Fail> {
+    if shared.config.api_tokens.is_empty() {
+        return Ok(None);
+    }
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| sse_examples_support::token::bearer(v.as_bytes()))
+        .ok_or_else(|| {
+            Fail::unauthorized("authentication required: send `Authorization: Bearer <token>`")
+        })?
+        .map_err(|e| Fail::unauthorized(e.to_string()))?;
+    api_token_user(shared, token)
+        .map(Some)
+        .ok_or_else(|| Fail::unauthorized("invalid token"))
+}
+
+fn api_token_user(shared: &Shared, token: &str) -> Option<String> {
+    shared
+        .config
+        .api_tokens
+        .iter()
+        .find(|(t, _)| t == token)
+        .map(|(_, u)| u.clone())
+}
+
+/// Job `id` if the request may see it: with API tokens on, only its owner does (another user's
+/// job is answered as unknown).
+fn owned_job<B>(shared: &Shared, req: &Request<B>, id: &str) -> Result<JobView, Fail> {
+    let user = api_user(shared, req)?;
+    shared
+        .jobs
+        .get(id)
+        .filter(|v| user.is_none() || v.owner == user)
+        .ok_or_else(|| Fail::not_found("job not found"))
 }
 
 /// `GET /jobs/{id}/stream`: `status` (new connections), then `progress` events, then
@@ -110,6 +158,28 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Res {
 async fn stream(shared: &Shared, req: &Request<Incoming>, id: &str) -> Res {
     if !is_hex_id(id, 8) {
         return error(StatusCode::NOT_FOUND, "job not found");
+    }
+    if !shared.config.api_tokens.is_empty() {
+        // A stream token for this job (what an `EventSource` carries), or the API token.
+        let who = shared.stream_auth.authenticate(
+            req.headers(),
+            req.uri().query(),
+            &jobs::topic(id),
+            |t| api_token_user(shared, t),
+        );
+        match who {
+            Ok(who) if who.stream_token => {}
+            Ok(who) => {
+                let mine = shared
+                    .jobs
+                    .get(id)
+                    .is_some_and(|v| v.owner.as_deref() == Some(who.user.as_str()));
+                if !mine {
+                    return error(StatusCode::NOT_FOUND, "job not found");
+                }
+            }
+            Err(fail) => return fail.response(),
+        }
     }
     let last = sse_hyper::last_event_id(req);
     let fresh = last.is_none();
@@ -138,11 +208,8 @@ fn status_event(view: &JobView) -> Event<'static> {
 }
 
 /// `GET /files/{id}/{name}`: a job's output (or its generated source), streamed from disk.
-async fn file(shared: &Shared, id: &str, name: &str) -> Res {
+async fn file(shared: &Shared, view: &JobView, id: &str, name: &str) -> Res {
     let missing = || error(StatusCode::NOT_FOUND, "file not found");
-    let Some(view) = shared.jobs.get(id) else {
-        return missing();
-    };
     let known = view.outputs.iter().any(|o| o.file == name) || name == "source.mp4";
     if !known || !is_hex_id(id, 8) {
         return missing();
@@ -275,9 +342,10 @@ fn too_large(limit: u64) -> Fail {
 }
 
 fn store_error(e: &io::Error) -> Fail {
+    // The kind only: an io::Error from the file system may carry a path.
     Fail::new(
         StatusCode::INTERNAL_SERVER_ERROR,
-        format!("cannot store the upload: {e}"),
+        format!("cannot store the upload: {}", e.kind()),
     )
 }
 
@@ -365,7 +433,16 @@ async fn save_multipart(
 /// `POST /jobs`: `?generate=1` (or a JSON body `{"generate": …}`) synthesizes a test clip; a
 /// raw body (`video/*`, `application/octet-stream`) or a multipart `file` field is an upload.
 /// Answers 202 with the job id, or a 4xx that says what is wrong.
-async fn create(shared: &Arc<Shared>, req: Request<Incoming>) -> Res {
+async fn create(shared: &Arc<Shared>, req: Request<Incoming>, user: Option<String>) -> Res {
+    // Bounds first, before reading a byte of the body: jobs in flight for this client and in
+    // all, and the bytes on disk.
+    let ticket = match shared
+        .admission
+        .admit(user.as_deref().unwrap_or("anonymous"))
+    {
+        Ok(t) => t,
+        Err(fail) => return fail.response(),
+    };
     let query = req.uri().query().unwrap_or("").to_owned();
     let content_type = req
         .headers()
@@ -392,6 +469,9 @@ async fn create(shared: &Arc<Shared>, req: Request<Incoming>) -> Res {
     let generate = query_param(&query, "generate")
         .is_some_and(|g| matches!(g.as_str(), "1" | "true" | "yes" | ""));
     let source = if generate {
+        if let Err(fail) = disk_room(shared, 0).await {
+            return fail.response();
+        }
         match generate_from_query(&query) {
             Ok(p) => Source::Generate(p),
             Err(m) => return error(StatusCode::BAD_REQUEST, m),
@@ -423,6 +503,9 @@ async fn create(shared: &Arc<Shared>, req: Request<Incoming>) -> Res {
         if declared_len.is_some_and(|n| n > limit) {
             return too_large(limit).response();
         }
+        if let Err(fail) = disk_room(shared, declared_len.unwrap_or(limit)).await {
+            return fail.response();
+        }
         let dir = jobs::job_dir(shared, &id);
         let path = dir.join("upload");
         let saved = if multipart {
@@ -449,19 +532,24 @@ async fn create(shared: &Arc<Shared>, req: Request<Incoming>) -> Res {
             }
         }
     };
-    match jobs::submit(shared, id, source) {
+    let stream_token = user
+        .as_deref()
+        .map(|u| shared.stream_auth.mint(u, [jobs::topic(&id)]));
+    match jobs::submit(shared, id, source, user, ticket) {
         Ok(view) => {
             let base = &shared.config.base_path;
-            let mut res = json(
-                StatusCode::ACCEPTED,
-                &json!({
-                    "jobId": view.job_id,
-                    "status": view.status,
-                    "source": view.source,
-                    "streamUrl": format!("{base}/jobs/{}/stream", view.job_id),
-                    "statusUrl": format!("{base}/jobs/{}", view.job_id),
-                }),
-            );
+            let mut body = json!({
+                "jobId": view.job_id,
+                "status": view.status,
+                "source": view.source,
+                "streamUrl": format!("{base}/jobs/{}/stream", view.job_id),
+                "statusUrl": format!("{base}/jobs/{}", view.job_id),
+            });
+            if let Some(t) = stream_token {
+                body["streamToken"] = json!(t);
+                body["streamUrl"] = json!(format!("{base}/jobs/{}/stream?token={t}", view.job_id));
+            }
+            let mut res = json(StatusCode::ACCEPTED, &body);
             if let Ok(v) = HeaderValue::from_str(&format!("{base}/jobs/{}", view.job_id)) {
                 res.headers_mut().insert(header::LOCATION, v);
             }
@@ -481,6 +569,23 @@ async fn probe_upload(shared: &Shared, path: &Path) -> Result<Option<ffmpeg::Pro
     match ffmpeg::probe(&shared.config.ffprobe, path).await {
         Ok(p) => Ok(Some(p)),
         Err(ToolError::Missing { .. }) => Ok(None),
-        Err(e) => Err(format!("the upload is not a usable video: {e}")),
+        Err(e) => {
+            // ffprobe names its input: the server's path is nobody else's business.
+            let m = e
+                .to_string()
+                .replace(&*path.to_string_lossy(), "the upload");
+            Err(format!(
+                "the upload is not a usable video: {}",
+                jobs::hide_paths(&m, &shared.config.data_dir)
+            ))
+        }
     }
+}
+
+/// Whether `incoming` more bytes fit in the data directory (503 with `Retry-After` if not).
+async fn disk_room(shared: &Shared, incoming: u64) -> Result<(), Fail> {
+    let disk = shared.disk.clone();
+    tokio::task::spawn_blocking(move || disk.check(incoming))
+        .await
+        .map_err(|_| Fail::internal("could not check the free space"))?
 }

@@ -14,8 +14,9 @@ use sse_core::{Event, JobPublisher};
 
 use crate::ffmpeg::{self, Probe, Progress};
 use crate::Shared;
+use sse_examples_support::files;
 use sse_examples_support::time::now;
-use sse_examples_support::{random_hex, RandomError};
+use sse_examples_support::{random_hex, RandomError, Ticket};
 
 /// A test clip to synthesize instead of an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,6 +135,9 @@ pub struct JobView {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The user who created it (with API tokens on).
+    #[serde(skip)]
+    pub(crate) owner: Option<String>,
 }
 
 impl JobView {
@@ -169,6 +173,10 @@ impl Jobs {
 
     pub(crate) fn get(&self, id: &str) -> Option<JobView> {
         self.lock().get(id).cloned()
+    }
+
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
     }
 
     fn update<R>(&self, id: &str, f: impl FnOnce(&mut JobView) -> R) -> Option<R> {
@@ -272,6 +280,8 @@ impl Reporter {
     }
 
     async fn fail(&self, reason: &str) {
+        // No server paths in what clients see (ffmpeg's messages name its input and output).
+        let reason = &hide_paths(reason, &self.shared.config.data_dir);
         let Some(view) = self.shared.jobs.update(&self.id, |v| {
             v.status = "failed";
             v.message = reason.to_owned();
@@ -297,13 +307,34 @@ impl Reporter {
     }
 }
 
+/// `message` without the data directory's absolute path (a job's files are named relative to
+/// it, `JOB/upload`).
+pub(crate) fn hide_paths(message: &str, data_dir: &Path) -> String {
+    let dir = data_dir.to_string_lossy();
+    if dir.is_empty() {
+        return message.to_owned();
+    }
+    message
+        .replace(&format!("{dir}/"), "")
+        .replace(dir.as_ref(), "")
+}
+
 /// The directory of job `id`.
 pub(crate) fn job_dir(shared: &Shared, id: &str) -> PathBuf {
     shared.config.data_dir.join(id)
 }
 
 /// Creates a job with `id` (its directory may already hold the upload) and queues it.
-pub(crate) fn submit(shared: &Arc<Shared>, id: String, source: Source) -> Result<JobView, String> {
+///
+/// `ticket` is the job's slot in the app's limits, held until the job ends. When the job ends
+/// its files and record are removed after [`crate::Config::retention`].
+pub(crate) fn submit(
+    shared: &Arc<Shared>,
+    id: String,
+    source: Source,
+    owner: Option<String>,
+    ticket: Ticket,
+) -> Result<JobView, String> {
     let publisher = shared
         .hub
         .job_with(&topic(&id), TopicOptions::new())
@@ -334,6 +365,7 @@ pub(crate) fn submit(shared: &Arc<Shared>, id: String, source: Source) -> Result
         renditions,
         outputs: Vec::new(),
         error: None,
+        owner,
     };
     shared.jobs.lock().insert(id.clone(), view.clone());
     let reporter = Arc::new(Reporter {
@@ -353,6 +385,13 @@ pub(crate) fn submit(shared: &Arc<Shared>, id: String, source: Source) -> Result
             Err(_) => reporter.fail("internal error: the worker crashed").await,
         }
         drop(permit);
+        drop(ticket);
+        // Retention: the files go, then the record (the hub keeps the stream's final state for
+        // its own TTL).
+        let id = reporter.id.clone();
+        tokio::time::sleep(shared2.config.retention).await;
+        files::remove(&job_dir(&shared2, &id)).await;
+        shared2.jobs.remove(&id);
     });
     Ok(view)
 }
@@ -375,7 +414,7 @@ async fn run(shared: &Arc<Shared>, rep: &Arc<Reporter>, source: Source) -> Resul
     let dir = job_dir(shared, &rep.id);
     tokio::fs::create_dir_all(&dir)
         .await
-        .map_err(|e| format!("could not create {}: {e}", dir.display()))?;
+        .map_err(|e| format!("could not create the job's directory: {}", e.kind()))?;
     let mut done_units = 0;
     let (input, probed) = match source {
         Source::Generate(g) => {

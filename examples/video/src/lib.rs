@@ -38,6 +38,20 @@
 //! | `GET /jobs/{id}/stream` | the job's event stream |
 //! | `GET /files/{id}/{360p.mp4 \| …}` | an output (or `source.mp4`, a generated clip) |
 //!
+//! # Limits and files
+//!
+//! At most [`Config::max_jobs_per_client`] jobs queued or running per client (429 beyond) and
+//! [`Config::max_jobs`] in all (503 beyond), both with `Retry-After`; the data directory holds at
+//! most [`Config::max_disk_bytes`] (503 beyond). A finished job's files and record are removed
+//! after [`Config::retention`], and the whole data directory when the server shuts down.
+//!
+//! # Tokens
+//!
+//! With [`Config::api_tokens`] set, every request but the page needs
+//! `Authorization: Bearer <token>`, a client sees only its own jobs, and the stream accepts the
+//! short-lived stream token (`sse-token`) that `POST /jobs` returns in `streamToken` and
+//! `streamUrl`, so an `EventSource` never carries the API token.
+//!
 //! Bad input answers a 4xx with `{"error": "…"}` that says what is wrong: 400 (bad JSON, bad
 //! parameters, empty upload, multipart without a file), 413 (over
 //! [`Config::max_upload_bytes`]), 415 (another content type), 422 (a file ffprobe cannot read
@@ -70,6 +84,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sse_core::Hub;
+use sse_examples_support::files;
+use sse_examples_support::{Admission, DiskBudget, StreamAuth};
 use tokio::sync::Semaphore;
 
 /// Settings of the video app.
@@ -94,6 +110,22 @@ pub struct Config {
     pub base_path: String,
     /// How long the hub keeps a finished job's stream (replay and final state).
     pub finished_ttl: Duration,
+    /// How long a finished job's files (upload, outputs) and its record are kept; then they
+    /// are removed. Everything left is removed at shutdown.
+    pub retention: Duration,
+    /// Jobs queued or running per client (the token's user, or every anonymous request
+    /// together); more answer 429 with `Retry-After`.
+    pub max_jobs_per_client: usize,
+    /// Jobs queued or running in all; more answer 503 with `Retry-After`.
+    pub max_jobs: usize,
+    /// Bytes the data directory may hold; beyond that uploads and new jobs answer 503.
+    pub max_disk_bytes: u64,
+    /// API tokens and their users. Empty (the default): the app is open. Otherwise every
+    /// request but the page needs `Authorization: Bearer <token>`; a stream also accepts the
+    /// short-lived stream token handed out with the job (`streamToken`, and in `streamUrl`).
+    pub api_tokens: Vec<(String, String)>,
+    /// How long a stream token is valid.
+    pub stream_token_ttl: Duration,
 }
 
 impl Default for Config {
@@ -112,6 +144,12 @@ impl Default for Config {
             heartbeat: Duration::from_secs(15),
             base_path: String::new(),
             finished_ttl: Duration::from_secs(600),
+            retention: Duration::from_secs(600),
+            max_jobs_per_client: 4,
+            max_jobs: 16,
+            max_disk_bytes: 4 << 30,
+            api_tokens: Vec::new(),
+            stream_token_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -123,6 +161,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) disk: DiskBudget,
+    pub(crate) stream_auth: StreamAuth,
 }
 
 /// Serves the app on `listener` until the process exits.
@@ -150,10 +191,16 @@ pub async fn serve_with_shutdown(
         .heartbeat(config.heartbeat)
         .finished_ttl(config.finished_ttl)
         .build();
+    let stream_auth =
+        StreamAuth::from_env(config.stream_token_ttl).map_err(std::io::Error::other)?;
+    let data_dir = config.data_dir.clone();
     let shared = Arc::new(Shared {
         hub: hub.clone(),
         jobs: jobs::Jobs::default(),
         permits: Arc::new(Semaphore::new(config.workers.max(1))),
+        admission: Admission::new(config.max_jobs_per_client, config.max_jobs),
+        disk: DiskBudget::new(&config.data_dir, config.max_disk_bytes),
+        stream_auth,
         config,
         runtime: tokio::runtime::Handle::current(),
     });
@@ -162,5 +209,7 @@ pub async fn serve_with_shutdown(
         async move { Ok::<_, Infallible>(http::handle(shared, req).await) }
     });
     sse_hyper::serve(listener, service, hub, signal, Duration::from_secs(5)).await;
+    // Every job's files go with the server.
+    files::remove_all(&data_dir).await;
     Ok(())
 }

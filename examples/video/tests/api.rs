@@ -676,10 +676,11 @@ async fn bad_input_gets_a_clear_4xx() {
     .await;
     if ffmpeg {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert!(
-            v["error"].as_str().unwrap().contains("not a usable video"),
-            "{v}"
-        );
+        let m = v["error"].as_str().unwrap();
+        assert!(m.contains("not a usable video"), "{v}");
+        // No server paths in the message: neither the data directory nor any absolute path.
+        assert!(!m.contains(&*std::env::temp_dir().to_string_lossy()), "{m}");
+        assert!(!m.contains("sse-video-test"), "{m}");
     } else {
         assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     }
