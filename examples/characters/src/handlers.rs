@@ -11,9 +11,10 @@ use serde_json::json;
 use sse_actix::{LastEventId, SubscribeRejection};
 use sse_core::hub::{SubscribeError, SubscribeOptions};
 use sse_core::{Event, Frame};
+use sse_examples_support::stream_auth::is_stream_token;
 use sse_examples_support::{is_hex_id, ApiError};
 
-use crate::auth::{valid_user, AuthError, COOKIE};
+use crate::auth::{valid_user, AuthError, Tokens, COOKIE};
 use crate::jobs::{
     ensure_user_topic, message, submit, user_topic, JobInput, JobKind, MediaRequest, SubmitError,
 };
@@ -64,6 +65,31 @@ impl From<AuthError> for ApiError {
 
 fn auth(state: &Shared, req: &HttpRequest) -> Result<String, ApiError> {
     Ok(state.tokens.authenticate(req)?)
+}
+
+/// The user of a stream request, whose topic is `topic_of(user)`: a signed stream token
+/// (`support::stream_auth`, checked for that topic: 403 for another stream's), or an API token.
+fn stream_user(
+    state: &Shared,
+    req: &HttpRequest,
+    topic_of: impl FnOnce(&str) -> String,
+) -> Result<String, ApiError> {
+    let token = Tokens::token(req)?;
+    if !is_stream_token(&token) {
+        return Ok(state.tokens.user(&token).ok_or(AuthError::Invalid)?);
+    }
+    let grant = state
+        .stream_auth
+        .verify(&token)
+        .map_err(|e| e.with("success", false))?;
+    let user = grant.user.clone().unwrap_or_default();
+    if user.is_empty() || !grant.allows(&topic_of(&user)) {
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            "this stream token is for another stream",
+        ));
+    }
+    Ok(user)
 }
 
 /// Parses a JSON body, with a message that says what is wrong.
@@ -117,8 +143,21 @@ struct TokenRequest {
 }
 
 /// `POST /api/v1/auth/token {"user": "alice"}`: a demo login that issues a token for any valid
-/// user name, in the JSON answer and as the `sse_token` cookie.
+/// user name, in the JSON answer and as the `sse_token` cookie. Off (403) unless
+/// [`crate::Config::insecure_demo_login`]; tokens expire after
+/// [`crate::Config::login_token_ttl`].
 async fn issue_token(req: HttpRequest, state: State, body: web::Bytes) -> Reply {
+    if !state.config.insecure_demo_login {
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the demo login is off: it gives anyone any user's identity. Use a preset token, \
+                 or start the server with {}=1 for a demo",
+                crate::INSECURE_DEMO_LOGIN_ENV
+            ),
+        )
+        .into());
+    }
     let t: TokenRequest = parse_json(&req, &body)?;
     let user = t.user.trim();
     if !valid_user(user) {
@@ -132,17 +171,24 @@ async fn issue_token(req: HttpRequest, state: State, body: web::Bytes) -> Reply 
         .tokens
         .issue(user)
         .map_err(|e| fail(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let ttl = state.config.login_token_ttl;
+    // Whole seconds, rounded up: a cookie with `Max-Age=0` would be deleted at once.
+    let ttl_secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
     let cookie = Cookie::build(COOKIE, token.clone())
         .path("/")
         .http_only(true)
         .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(
+            i64::try_from(ttl_secs).unwrap_or(i64::MAX),
+        ))
         .finish();
-    Ok(HttpResponse::Ok()
-        .cookie(cookie)
-        .json(json!({ "success": true, "data": { "token": token, "user": user } })))
+    Ok(HttpResponse::Ok().cookie(cookie).json(json!({
+        "success": true,
+        "data": { "token": token, "user": user, "expiresIn": ttl_secs }
+    })))
 }
 
-fn accepted(state: &Shared, view: &crate::jobs::JobView) -> HttpResponse {
+fn accepted(state: &Shared, user: &str, view: &crate::jobs::JobView) -> HttpResponse {
     let base = &state.config.base_path;
     let kind = view.job_type.name();
     let poll = match view.job_type {
@@ -160,6 +206,9 @@ fn accepted(state: &Shared, view: &crate::jobs::JobView) -> HttpResponse {
                 "createdAt": view.created_at,
                 "streamUrl": format!("{base}/api/v1/sse/jobs/{kind}/{}", view.job_id),
                 "pollUrl": poll,
+                "streamToken": state
+                    .stream_auth
+                    .mint(user, [view.job_type.topic(user, &view.job_id)]),
             }
         }))
 }
@@ -167,12 +216,8 @@ fn accepted(state: &Shared, view: &crate::jobs::JobView) -> HttpResponse {
 fn submit_job(state: &State, user: &str, input: JobInput) -> Reply {
     let shared: Arc<Shared> = state.clone().into_inner();
     match submit(&shared, user, input) {
-        Ok(view) => Ok(accepted(state, &view)),
-        Err(SubmitError::Busy) => Err(fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many jobs are waiting; try again shortly",
-        )
-        .into()),
+        Ok(view) => Ok(accepted(state, user, &view)),
+        Err(SubmitError::Refused(e)) => Err(e.with("success", false).into()),
         Err(SubmitError::Hub(e)) => Err(fail(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("cannot queue the job: {e}"),
@@ -264,7 +309,7 @@ async fn sse_job(
     id: &str,
     last: Option<String>,
 ) -> Reply {
-    let user = auth(state, req)?;
+    let user = stream_user(state, req, |u| kind.topic(u, id))?;
     if !is_hex_id(id, 8) {
         return Err(fail(StatusCode::NOT_FOUND, "job not found").into());
     }
@@ -305,7 +350,7 @@ async fn sse_job(
 /// would be fixed to the jobs that existed when it started, and would end once they all had).
 /// `Last-Event-ID` resumes it exactly.
 async fn sse_my(req: HttpRequest, state: State, last: LastEventId) -> Reply {
-    let user = auth(&state, &req)?;
+    let user = stream_user(&state, &req, user_topic)?;
     let topic =
         ensure_user_topic(&state, &user).map_err(|e| fail(StatusCode::SERVICE_UNAVAILABLE, e))?;
     let fresh = last.0.is_none();
@@ -369,6 +414,7 @@ async fn connection_status(req: HttpRequest, state: State) -> HttpResponse {
                     "failed": failed,
                 },
                 "workers": state.config.workers,
+                "loginTokens": state.tokens.issued_len(),
                 "user": user,
             }
         }))

@@ -17,8 +17,8 @@ use crate::art::{self, Style};
 use crate::sheet::{self, CharacterRequest};
 use crate::util::fnv1a;
 use crate::Shared;
-use sse_examples_support::random_hex;
 use sse_examples_support::time::now;
+use sse_examples_support::{files, random_hex, ApiError};
 
 /// What a job makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -206,6 +206,11 @@ impl Jobs {
         c
     }
 
+    /// Forgets job `id`; returns the file it produced, if any.
+    fn remove(&self, id: &str) -> Option<PathBuf> {
+        self.lock().remove(id).and_then(|r| r.file)
+    }
+
     fn update(&self, id: &str, f: impl FnOnce(&mut Record)) -> Option<JobView> {
         let mut map = self.lock();
         let r = map.get_mut(id)?;
@@ -278,8 +283,8 @@ impl JobInput {
 /// Why a job could not be queued.
 #[derive(Debug)]
 pub(crate) enum SubmitError {
-    /// Too many jobs waiting.
-    Busy,
+    /// Too many jobs in flight: this user's (429) or the server's (503), with `Retry-After`.
+    Refused(ApiError),
     /// The hub refused the topic, or no job id could be drawn.
     Hub(String),
 }
@@ -410,32 +415,20 @@ pub(crate) fn submit(
     owner: &str,
     input: JobInput,
 ) -> Result<JobView, SubmitError> {
-    let queued = shared.queued.fetch_add(1, Ordering::SeqCst);
-    if queued >= shared.config.max_queued {
-        shared.queued.fetch_sub(1, Ordering::SeqCst);
-        return Err(SubmitError::Busy);
-    }
+    // Held until the job ends; dropping it on an early return frees the slot.
+    let ticket = shared
+        .admission
+        .admit(owner)
+        .map_err(SubmitError::Refused)?;
     let kind = input.kind();
-    let id = match random_hex(8) {
-        Ok(id) => id,
-        Err(e) => {
-            shared.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(SubmitError::Hub(e.to_string()));
-        }
-    };
+    let id = random_hex(8).map_err(|e| SubmitError::Hub(e.to_string()))?;
     let publisher = ensure_user_topic(shared, owner).and_then(|_| {
         shared
             .hub
             .job_with(&kind.topic(owner, &id), TopicOptions::new().owner(owner))
             .map_err(|e| e.to_string())
     });
-    let publisher = match publisher {
-        Ok(p) => p,
-        Err(e) => {
-            shared.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(SubmitError::Hub(e));
-        }
-    };
+    let publisher = publisher.map_err(SubmitError::Hub)?;
     let view = JobView {
         job_id: id.clone(),
         job_type: kind,
@@ -470,7 +463,6 @@ pub(crate) fn submit(
     let shared2 = Arc::clone(shared);
     shared.runtime.spawn(async move {
         let permit = permits.acquire_owned().await;
-        shared2.queued.fetch_sub(1, Ordering::SeqCst);
         let work = AssertUnwindSafe(run(&shared2, &reporter, input)).catch_unwind();
         match work.await {
             Ok(Ok((result, file))) => reporter.complete(result, file).await,
@@ -478,6 +470,12 @@ pub(crate) fn submit(
             Err(_) => reporter.fail("internal error: the worker crashed").await,
         }
         drop(permit);
+        drop(ticket);
+        // The record and the image go when the retention ends.
+        tokio::time::sleep(shared2.config.retention).await;
+        if let Some(file) = shared2.jobs.remove(&reporter.id) {
+            files::remove(&file).await;
+        }
     });
     Ok(view)
 }

@@ -24,7 +24,7 @@
 //! | method and path | what |
 //! |---|---|
 //! | `GET /` | the HTML page |
-//! | `POST /api/v1/auth/token` `{"user"}` | demo login: a token (JSON and `sse_token` cookie) |
+//! | `POST /api/v1/auth/token` `{"user"}` | insecure demo login, off unless [`Config::insecure_demo_login`]: a token (JSON and `sse_token` cookie) |
 //! | `POST /api/v1/characters/jobs` `{"name", "class"?, "race"?, "seed"?}` | queue a character job → 202 |
 //! | `POST /api/v1/media/jobs` `{"prompt", "width"?, "height"?, "style"?}` | queue an image job → 202 |
 //! | `GET /api/v1/characters/jobs/{jobId}`, `GET /api/v1/media/jobs/{jobId}` | polling (JSON `{success, data}`) |
@@ -37,6 +37,30 @@
 //! the `sse_token` cookie, or `?token=` (a plain `EventSource` cannot send headers). Another
 //! user's job answers 404, exactly like a job that does not exist. More than
 //! [`Config::max_connections_per_user`] open streams: 429.
+//!
+//! # The demo login
+//!
+//! `POST /api/v1/auth/token {"user": "alice"}` gives anyone a token for any user name, with no
+//! credentials. It is off unless [`Config::insecure_demo_login`] is set (the binary reads
+//! [`INSECURE_DEMO_LOGIN_ENV`]`=1`); while off it answers 403 with a message saying so. Its
+//! tokens expire after [`Config::login_token_ttl`] and at most [`Config::max_login_tokens`] are
+//! kept (expired ones dropped first, then the oldest). A real deployment replaces it with its
+//! own sign-in and sets [`Config::tokens`] or puts the app behind one.
+//!
+//! # Stream tokens
+//!
+//! A 202 carries `streamToken`: a signed, expiring token (`sse-token`, through the examples'
+//! `stream_auth`) good for that job's stream only, for a client that should not hand its API
+//! token to an `EventSource` URL. The stream endpoints accept it, or an API token as before.
+//! Set `SSE_STREAM_TOKEN_SECRET` (32 bytes or more) on every node of a cluster so that each
+//! accepts the others' stream tokens.
+//!
+//! # Bounds and files
+//!
+//! At most [`Config::max_jobs_per_user`] jobs queued or running per user (429 beyond) and
+//! [`Config::workers`] + [`Config::max_queued`] in all (503 beyond), both with `Retry-After`.
+//! A finished job's image and record are removed after [`Config::retention`]; the whole
+//! [`Config::files_dir`] is removed when the server shuts down.
 //!
 //! # Messages
 //!
@@ -92,13 +116,13 @@ pub mod util;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use sse_core::hub::Access;
 use sse_core::Hub;
+use sse_examples_support::{files, Admission, StreamAuth};
 use tokio::sync::Semaphore;
 
 pub use auth::COOKIE;
@@ -108,8 +132,12 @@ pub use auth::COOKIE;
 pub struct Config {
     /// Jobs that run at once (the worker pool's size).
     pub workers: usize,
-    /// Jobs that may wait for a worker; more answer 503.
+    /// Jobs that may wait for a worker; more answer 503 (with `Retry-After`).
     pub max_queued: usize,
+    /// Jobs one user may have queued or running; more answer 429 (with `Retry-After`).
+    pub max_jobs_per_user: usize,
+    /// How long a finished job's image and record are kept; then both are removed.
+    pub retention: Duration,
     /// Open event streams per user; more answer 429.
     pub max_connections_per_user: usize,
     /// Heartbeat comments after this much silence on a stream.
@@ -118,10 +146,21 @@ pub struct Config {
     pub step_delay: Duration,
     /// Side of the square portraits, in pixels.
     pub portrait_size: u32,
-    /// Where finished images are written.
+    /// Where finished images are written. The app owns this directory: it is removed when
+    /// the server shuts down.
     pub files_dir: PathBuf,
     /// Tokens accepted besides those issued by `POST /api/v1/auth/token`: `(token, user)`.
     pub tokens: Vec<(String, String)>,
+    /// Whether `POST /api/v1/auth/token` hands out a token for any user name, without
+    /// credentials. Off by default (the login answers 403); [`Config::from_env`] turns it on
+    /// with [`INSECURE_DEMO_LOGIN_ENV`]`=1`. Only for demos: anyone can be anyone.
+    pub insecure_demo_login: bool,
+    /// How long a token issued by the demo login is valid.
+    pub login_token_ttl: Duration,
+    /// Most demo-login tokens kept at once: expired ones are dropped first, then the oldest.
+    pub max_login_tokens: usize,
+    /// How long a stream token (in a 202's `streamToken`) is valid.
+    pub stream_token_ttl: Duration,
     /// Prefix of the URLs the server hands out (see the module docs).
     pub base_path: String,
     /// actix-web worker threads.
@@ -135,15 +174,38 @@ impl Default for Config {
         Config {
             workers: 2,
             max_queued: 100,
+            max_jobs_per_user: 10,
+            retention: Duration::from_secs(3600),
             max_connections_per_user: 5,
             heartbeat: Duration::from_secs(15),
             step_delay: Duration::from_millis(500),
             portrait_size: 256,
             files_dir: std::env::temp_dir().join(format!("sse-characters-{}", std::process::id())),
             tokens: Vec::new(),
+            insecure_demo_login: false,
+            login_token_ttl: Duration::from_secs(3600),
+            max_login_tokens: 10_000,
+            stream_token_ttl: Duration::from_secs(3600),
             base_path: String::new(),
             http_workers: 2,
             finished_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The environment variable that turns the demo login on ([`Config::from_env`]): `1` (or
+/// `true`). Named so that nobody sets it by accident: the login hands out any user's identity.
+pub const INSECURE_DEMO_LOGIN_ENV: &str = "CHARACTERS_INSECURE_DEMO_LOGIN";
+
+impl Config {
+    /// The defaults, with [`Config::insecure_demo_login`] on when [`INSECURE_DEMO_LOGIN_ENV`]
+    /// is `1` or `true`.
+    pub fn from_env() -> Config {
+        let on =
+            std::env::var(INSECURE_DEMO_LOGIN_ENV).is_ok_and(|v| matches!(v.trim(), "1" | "true"));
+        Config {
+            insecure_demo_login: on,
+            ..Config::default()
         }
     }
 }
@@ -155,7 +217,8 @@ pub(crate) struct Shared {
     pub(crate) tokens: auth::Tokens,
     pub(crate) config: Config,
     pub(crate) permits: Arc<Semaphore>,
-    pub(crate) queued: AtomicUsize,
+    pub(crate) admission: Arc<Admission>,
+    pub(crate) stream_auth: StreamAuth,
     pub(crate) runtime: tokio::runtime::Handle,
 }
 
@@ -191,9 +254,18 @@ impl Shared {
         Ok(Shared {
             hub,
             jobs: jobs::Jobs::default(),
-            tokens: auth::Tokens::with(&config.tokens),
+            tokens: auth::Tokens::new(
+                &config.tokens,
+                config.login_token_ttl,
+                config.max_login_tokens,
+            ),
             permits: Arc::new(Semaphore::new(config.workers.max(1))),
-            queued: AtomicUsize::new(0),
+            admission: Admission::new(
+                config.max_jobs_per_user,
+                config.workers.max(1) + config.max_queued,
+            ),
+            stream_auth: StreamAuth::from_env(config.stream_token_ttl)
+                .map_err(std::io::Error::other)?,
             config,
             runtime,
         })
@@ -215,6 +287,7 @@ pub async fn serve_with_shutdown(
     let shared = Arc::new(Shared::new(config).await?);
     let hub = shared.hub.clone();
     let http_workers = shared.config.http_workers.max(1);
+    let files_dir = shared.config.files_dir.clone();
     let data = web::Data::from(shared);
     // Built in its own statement: the builder is not `Send`, the running server is, and so is
     // this future (the demo spawns it).
@@ -231,5 +304,8 @@ pub async fn serve_with_shutdown(
     .shutdown_timeout(5)
     .listen(listener)?
     .run();
-    server.await
+    let served = server.await;
+    // The job files go with the server.
+    files::remove_all(&files_dir).await;
+    served
 }

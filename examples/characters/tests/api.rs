@@ -26,6 +26,8 @@ fn config() -> Config {
             N.fetch_add(1, Ordering::Relaxed)
         )),
         http_workers: 1,
+        // The page's sign-in and `auth_and_ownership` use the demo login.
+        insecure_demo_login: true,
         ..Config::default()
     }
 }
@@ -908,4 +910,277 @@ async fn a_job_evicted_from_the_hub_still_answers_with_its_final_state() {
     // Still nothing for anyone else.
     let res = auth(c.get(&url), BOB).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+async fn login(c: &Client, base: &str, user: &str) -> reqwest::Response {
+    c.post(format!("{base}/api/v1/auth/token"))
+        .json(&json!({ "user": user }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_login_is_refused_with_a_reason_unless_enabled() {
+    let (base, _files) = start(Config {
+        insecure_demo_login: false,
+        ..config()
+    })
+    .await;
+    let c = Client::new();
+    let res = login(&c, &base, "mallory").await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.headers().get("set-cookie").is_none());
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["success"], false);
+    let msg = v["error"].as_str().unwrap();
+    assert!(
+        msg.contains("demo login is off") && msg.contains("CHARACTERS_INSECURE_DEMO_LOGIN=1"),
+        "{msg}"
+    );
+    // The preset tokens still work.
+    create(&c, &base, ALICE, "character", json!({"name": "A"})).await;
+    assert_eq!(status(&c, &base, None).await["loginTokens"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_login_token_expires() {
+    let (base, _files) = start(Config {
+        login_token_ttl: Duration::from_millis(400),
+        ..config()
+    })
+    .await;
+    let c = Client::new();
+    let res = login(&c, &base, "carol").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
+    // The cookie goes when the token does (0.4 s, rounded up to a second).
+    assert!(cookie.contains("Max-Age=1"), "{cookie}");
+    let v: Value = res.json().await.unwrap();
+    let token = v["data"]["token"].as_str().unwrap().to_owned();
+    let poll = format!("{base}/api/v1/characters/jobs/00000000");
+    // Valid now: an unknown job is 404, not 401.
+    let res = auth(c.get(&poll), &token).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for url in [poll, format!("{base}/api/v1/sse/jobs/my")] {
+        let res = auth(c.get(&url), &token).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{url}");
+        let v: Value = res.json().await.unwrap();
+        assert!(v["error"].as_str().unwrap().contains("expired"), "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_table_stays_bounded_under_twenty_thousand_logins() {
+    const LOGINS: usize = 20_000;
+    const MAX: usize = 500;
+    let (base, _files) = start(Config {
+        max_login_tokens: MAX,
+        http_workers: 2,
+        ..config()
+    })
+    .await;
+    let c = Client::new();
+    let first: Value = login(&c, &base, "first").await.json().await.unwrap();
+    let first = first["data"]["token"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    // 16 logins in flight at a time.
+    for chunk in 0..LOGINS / 16 {
+        let batch = (0..16).map(|i| {
+            let c = c.clone();
+            let base = base.clone();
+            async move {
+                let res = login(&c, &base, &format!("u{chunk}-{i}")).await;
+                assert_eq!(res.status(), StatusCode::OK);
+                let v: Value = res.json().await.unwrap();
+                v["data"]["token"].as_str().unwrap().to_owned()
+            }
+        });
+        let tokens = futures_util::future::join_all(batch).await;
+        last = tokens.last().unwrap().clone();
+    }
+    let elapsed = started.elapsed();
+    let held = status(&c, &base, None).await["loginTokens"]
+        .as_u64()
+        .unwrap();
+    eprintln!("{LOGINS} logins in {elapsed:?}; {held} tokens held (at most {MAX})");
+    assert_eq!(held, MAX as u64);
+    // The oldest was evicted; the newest works.
+    let poll = format!("{base}/api/v1/characters/jobs/00000000");
+    let res = auth(c.get(&poll), &first).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = auth(c.get(&poll), &last).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_beyond_a_users_share_get_429_and_beyond_the_servers_503_with_retry_after() {
+    let (base, _files) = start(Config {
+        workers: 1,
+        max_queued: 1,
+        max_jobs_per_user: 1,
+        step_delay: Duration::from_millis(400),
+        ..config()
+    })
+    .await;
+    let c = Client::new();
+    let post = |token: &str| {
+        auth(c.post(format!("{base}/api/v1/characters/jobs")), token).json(&json!({"name": "X"}))
+    };
+    let first = create(&c, &base, ALICE, "character", json!({"name": "A"})).await;
+    let res = post(ALICE).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key("retry-after"));
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["success"], false);
+    assert!(v["error"].as_str().unwrap().contains("this client"), "{v}");
+    create(&c, &base, BOB, "character", json!({"name": "B"})).await;
+    // Two in flight, the server's most (one worker, one waiting): a third user gets 503.
+    let login: Value = login(&c, &base, "carol").await.json().await.unwrap();
+    let carol = login["data"]["token"].as_str().unwrap().to_owned();
+    let res = post(&carol).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    // When alice's job ends, her slot is free again.
+    let mut s = Sse::open(auth(
+        c.get(format!("{base}/api/v1/sse/jobs/character/{first}")),
+        ALICE,
+    ))
+    .await;
+    s.rest().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = post(ALICE).send().await.unwrap();
+        if res.status() == StatusCode::ACCEPTED {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", res.status());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_jobs_image_and_record_are_removed_after_the_retention() {
+    let config = Config {
+        retention: Duration::from_millis(300),
+        ..config()
+    };
+    let dir = config.files_dir.clone();
+    let (base, _files) = start(config).await;
+    let c = Client::new();
+    let id = create(
+        &c,
+        &base,
+        ALICE,
+        "media",
+        json!({"prompt": "brief", "width": 32, "height": 32}),
+    )
+    .await;
+    let events = Sse::open(auth(
+        c.get(format!("{base}/api/v1/sse/jobs/media/{id}")),
+        ALICE,
+    ))
+    .await
+    .rest()
+    .await;
+    assert_eq!(data(events.last().unwrap())["status"], "completed");
+    let png = dir.join(format!("{id}.png"));
+    assert!(png.exists(), "{}", png.display());
+    let poll = format!("{base}/api/v1/media/jobs/{id}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while png.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!png.exists(), "the image outlived its retention");
+    let res = auth(c.get(&poll), ALICE).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_files_directory_is_removed_at_shutdown() {
+    let config = config();
+    let dir = config.files_dir.clone();
+    let _files = Cleanup(dir.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(sse_example_characters::serve_with_shutdown(
+        listener,
+        config,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let c = Client::new();
+    let id = create(
+        &c,
+        &base,
+        ALICE,
+        "media",
+        json!({"prompt": "kept", "width": 32, "height": 32}),
+    )
+    .await;
+    Sse::open(auth(
+        c.get(format!("{base}/api/v1/sse/jobs/media/{id}")),
+        ALICE,
+    ))
+    .await
+    .rest()
+    .await;
+    assert!(dir.join(format!("{id}.png")).exists());
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+    assert!(!dir.exists(), "{} outlived the server", dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_token_opens_its_own_jobs_stream_only() {
+    let (base, _files) = start(config()).await;
+    let c = Client::new();
+    let res = auth(c.post(format!("{base}/api/v1/characters/jobs")), ALICE)
+        .json(&json!({"name": "T"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let v: Value = res.json().await.unwrap();
+    let id = v["data"]["jobId"].as_str().unwrap().to_owned();
+    let token = v["data"]["streamToken"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("v1."), "{token}");
+    let other = create(&c, &base, ALICE, "character", json!({"name": "U"})).await;
+    // Its own stream, with the token in the query as an EventSource would send it.
+    let mut s = Sse::open(c.get(format!(
+        "{base}/api/v1/sse/jobs/character/{id}?token={token}"
+    )))
+    .await;
+    assert_eq!(data(&s.next().await.unwrap())["jobId"], id.as_str());
+    drop(s);
+    // Another job's stream, the user's stream, or the API: refused.
+    for url in [
+        format!("{base}/api/v1/sse/jobs/character/{other}?token={token}"),
+        format!("{base}/api/v1/sse/jobs/my?token={token}"),
+    ] {
+        let res = c.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{url}");
+    }
+    let res = auth(c.get(format!("{base}/api/v1/characters/jobs/{id}")), &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // A tampered one: 401.
+    let res = c
+        .get(format!(
+            "{base}/api/v1/sse/jobs/character/{id}?token={token}x"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 }

@@ -74,8 +74,8 @@ pub struct DemoConfig {
 
 impl DemoConfig {
     /// Each app's defaults (the PDF app's and the resume screener's from their environment
-    /// variables), with preset tokens for the characters app, `chars-alice-token` and
-    /// `chars-bob-token`: different from the resume screener's `alice-token` and `bob-token`, so
+    /// variables), with the characters app's insecure demo login on and its preset tokens
+    /// `chars-alice-token` and `chars-bob-token`: different from the resume screener's `alice-token` and `bob-token`, so
     /// that a token tells which app `/api/v1/sse/connections/status` is asked.
     pub fn from_env() -> Self {
         DemoConfig {
@@ -85,6 +85,9 @@ impl DemoConfig {
                     ("chars-alice-token".into(), "alice".into()),
                     ("chars-bob-token".into(), "bob".into()),
                 ],
+                // The demo turns the characters app's insecure demo login on (anyone can sign
+                // in as anyone, no password), and its index page says so.
+                insecure_demo_login: true,
                 ..characters::Config::default()
             },
             video: video::Config::default(),

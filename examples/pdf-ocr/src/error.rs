@@ -1,7 +1,7 @@
 //! Errors, and their answer in the negotiated format.
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sse_core::Event;
@@ -84,9 +84,12 @@ impl JobError {
             res.headers_mut().insert(k, v);
         }
         *res.status_mut() = self.status;
-        if self.status == StatusCode::UNAUTHORIZED {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        // The same headers as the JSON answer (`WWW-Authenticate` on a 401, `Retry-After` on a
+        // 429 or a 503).
+        for (k, v) in self.api_error().headers() {
+            if k == header::WWW_AUTHENTICATE || k == header::RETRY_AFTER {
+                res.headers_mut().insert(k, v);
+            }
         }
         res
     }

@@ -13,6 +13,7 @@ use sse_core::{Event, JobPublisher, Topic};
 use crate::engine::{self, Engine, WorkDir};
 use crate::error::JobError;
 use crate::{PdfOcr, MAX_BOOKS};
+use sse_examples_support::Ticket;
 
 /// How many characters of each page's text the `page_progress` event previews.
 const PREVIEW_CHARS: usize = 160;
@@ -429,29 +430,6 @@ fn nonce() -> u32 {
     h.finish() as u32
 }
 
-/// Counts a job as pending (running or waiting) while it lives.
-pub(crate) struct PendingSlot(PdfOcr);
-
-impl PendingSlot {
-    /// Takes a slot, or `None` when `max_pending_jobs` jobs are pending.
-    pub(crate) fn take(app: &PdfOcr) -> Option<PendingSlot> {
-        let max = app.inner.config.max_pending_jobs.max(1);
-        app.inner
-            .pending_jobs
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| PendingSlot(app.clone()))
-    }
-}
-
-impl Drop for PendingSlot {
-    fn drop(&mut self) {
-        self.0.inner.pending_jobs.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Runs the job: waits for a worker slot, processes the PDF on a blocking thread, and finishes
 /// the job's topics. Returns the book (also stored in the app).
 pub(crate) async fn drive(
@@ -459,7 +437,7 @@ pub(crate) async fn drive(
     reporter: Reporter,
     input: UploadInput,
     owner: String,
-    slot: PendingSlot,
+    slot: Ticket,
 ) -> Result<Book, JobError> {
     let workers = std::sync::Arc::clone(&app.inner.workers);
     let permit = match workers.clone().try_acquire_owned() {

@@ -48,7 +48,10 @@
 //! layer is extracted with `lopdf`. Events name the engine (`"tesseract"` or `"text-layer"`).
 //! `PDF_OCR_ENGINE=text-layer|tesseract|auto` overrides the choice. The work runs on a blocking
 //! thread, at most [`Config::max_concurrent_jobs`] jobs at a time (later uploads wait, and say
-//! so); beyond [`Config::max_pending_jobs`] jobs running or waiting, uploads get `503`.
+//! so); beyond [`Config::max_pending_jobs`] jobs running or waiting, uploads get `503`, and
+//! beyond [`Config::max_jobs_per_user`] of one user's, `429`, both with `Retry-After`. The
+//! uploaded PDF is written to a private scratch directory only while its job runs (for the
+//! external tools), and removed when the job ends.
 
 mod auth;
 mod engine;
@@ -60,7 +63,7 @@ mod upload;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -69,6 +72,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use sse_core::hub::{Access, TopicConfig};
 use sse_core::Hub;
+use sse_examples_support::Admission;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -100,8 +104,11 @@ pub struct Config {
     pub page_delay: Duration,
     /// Most jobs processed at the same time.
     pub max_concurrent_jobs: usize,
-    /// Most jobs running or waiting; more uploads are refused with `503`.
+    /// Most jobs running or waiting; more uploads are refused with `503` and `Retry-After`.
     pub max_pending_jobs: usize,
+    /// Most jobs one user may have running or waiting; more uploads are refused with `429`
+    /// and `Retry-After`.
+    pub max_jobs_per_user: usize,
     /// Most open event streams per user.
     pub max_streams_per_user: usize,
     /// How long a finished job's events stay available for re-attaching.
@@ -123,6 +130,7 @@ impl Default for Config {
             page_delay: Duration::ZERO,
             max_concurrent_jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_pending_jobs: 64,
+            max_jobs_per_user: 4,
             max_streams_per_user: 16,
             finished_ttl: Duration::from_secs(30 * 60),
         }
@@ -196,7 +204,7 @@ struct Inner {
     books: Mutex<BTreeMap<u64, job::Book>>,
     next_book: AtomicU64,
     next_job: AtomicU64,
-    pending_jobs: AtomicUsize,
+    admission: Arc<Admission>,
     workers: Arc<Semaphore>,
 }
 
@@ -245,12 +253,12 @@ impl PdfOcr {
                 hub,
                 tokens: config.tokens.iter().cloned().collect(),
                 workers: Arc::new(Semaphore::new(config.max_concurrent_jobs.max(1))),
+                admission: Admission::new(config.max_jobs_per_user, config.max_pending_jobs),
                 config,
                 engine,
                 books: Mutex::new(BTreeMap::new()),
                 next_book: AtomicU64::new(1),
                 next_job: AtomicU64::new(1),
-                pending_jobs: AtomicUsize::new(0),
             }),
         }
     }

@@ -9,7 +9,7 @@ use sse_axum::{Negotiate, SubscribeRejection};
 use sse_core::hub::SubscribeOptions;
 
 use crate::error::JobError;
-use crate::job::{self, PendingSlot, Reporter, UploadInput};
+use crate::job::{self, Reporter, UploadInput};
 use crate::PdfOcr;
 
 /// Room for the form's other fields and its boundaries on top of the largest PDF.
@@ -56,13 +56,17 @@ pub(crate) async fn upload(
         Err(e) => return e.respond(sse),
     };
 
-    let Some(slot) = PendingSlot::take(&app) else {
-        return JobError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Server busy",
-            "too many uploads are being processed; try again in a minute",
-        )
-        .respond(sse);
+    // Held until the job ends: this user's jobs and all jobs in flight are bounded.
+    let slot = match app.inner.admission.admit(&user) {
+        Ok(t) => t,
+        Err(e) => {
+            let error = if e.status().as_u16() == 429 {
+                "Too many jobs"
+            } else {
+                "Server busy"
+            };
+            return JobError::new(e.status(), error, e.message()).respond(sse);
+        }
     };
     let reporter = match Reporter::create(&app, &user) {
         Ok(r) => r,

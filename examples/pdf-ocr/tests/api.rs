@@ -746,3 +746,45 @@ async fn uploads_beyond_the_pending_limit_get_503() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_beyond_a_users_share_get_429_with_retry_after_and_other_users_go_on() {
+    bounded(async {
+        let s = start(Config {
+            max_jobs_per_user: 1,
+            max_pending_jobs: 8,
+            page_delay: Duration::from_millis(300),
+            ..Config::default()
+        })
+        .await;
+        let first = s
+            .upload_sse(TOKEN, form(make_pdf(2), Some("First"), None))
+            .await;
+        assert_eq!(first.status(), StatusCode::OK);
+        // The same user again, on the event-stream path: 429, `Retry-After`, an error event.
+        let refused = s
+            .upload_sse(TOKEN, form(make_pdf(1), Some("Second"), None))
+            .await;
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(refused.headers().contains_key("retry-after"));
+        let text = refused.text().await.unwrap();
+        assert!(text.contains("Too many jobs"), "{text}");
+        // And on the JSON path.
+        let (status, body) = s
+            .upload_json(Some(TOKEN), form(make_pdf(1), Some("Third"), None))
+            .await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        // Another user is not held back.
+        let (status, body) = s
+            .upload_json(Some(OTHER_TOKEN), form(make_pdf(1), Some("Other"), None))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        // Once the first job is done, the user may upload again.
+        assert_eq!(read_events(first).await.last().unwrap().event, "completed");
+        let (status, body) = s
+            .upload_json(Some(TOKEN), form(make_pdf(1), Some("Fourth"), None))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    })
+    .await;
+}

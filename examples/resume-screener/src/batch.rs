@@ -172,6 +172,8 @@ impl ResumeScreener {
                 ),
             ));
         }
+        // Held until the batch ends: at most `max_batches` run at once, over all users.
+        let ticket = self.inner.admission.admit(user)?;
         let n = self
             .inner
             .next_batch
@@ -188,7 +190,11 @@ impl ResumeScreener {
         slot.progress = Some(progress);
         slot.running = Some(Arc::clone(&ctl));
         drop(users);
-        tokio::spawn(run(self.clone(), ctl, terms, uploads));
+        let app = self.clone();
+        tokio::spawn(async move {
+            run(app, ctl, terms, uploads).await;
+            drop(ticket);
+        });
         Ok(batch_id)
     }
 

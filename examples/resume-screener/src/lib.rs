@@ -78,7 +78,9 @@
 //! (missing or empty description, a description without searchable words, no files, too many
 //! files, not multipart), `413` (a file or the description over its limit, or the request over
 //! [`Config::max_request_bytes`]), `415` (a file that is neither a PDF nor plain text), `409`
-//! (a batch of this user is still running). Inside an accepted batch, a file whose text cannot
+//! (a batch of this user is still running); `503` with `Retry-After` when
+//! [`Config::max_batches`] batches of all users are running. Uploads are kept in memory only
+//! (no files are written). Inside an accepted batch, a file whose text cannot
 //! be read (a corrupt PDF, a scan without text) fails alone: it is listed in `errors` and
 //! `failed_files`, and the rest of the batch is ranked.
 
@@ -100,6 +102,7 @@ use axum::Router;
 use parking_lot::Mutex;
 use sse_core::hub::{Access, TopicOptions};
 use sse_core::{Event, Hub, Topic};
+use sse_examples_support::Admission;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -125,6 +128,9 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Most open streams per user (more get `429`).
     pub max_streams_per_user: usize,
+    /// Most batches running at once over all users (one per user at most, `409` beyond);
+    /// more get `503` with `Retry-After`.
+    pub max_batches: usize,
     /// Keep-alive comment after this long without events.
     pub heartbeat: Duration,
     /// An extra pause per file while it is processed, to make progress visible in a demo
@@ -145,6 +151,7 @@ impl Default for Config {
             max_description_bytes: 20_000,
             max_request_bytes: 32 << 20,
             max_streams_per_user: 16,
+            max_batches: 16,
             heartbeat: Duration::from_secs(30),
             file_delay: Duration::ZERO,
         }
@@ -188,6 +195,7 @@ struct Inner {
     users: Mutex<HashMap<String, UserSlot>>,
     next_generation: AtomicU64,
     next_batch: AtomicU64,
+    admission: Arc<Admission>,
 }
 
 /// One user's progress. The user's stream is the hub topic `progress/<user>/<generation>`; a
@@ -238,6 +246,7 @@ impl ResumeScreener {
     /// The app with `config`, its hub built from `builder` (`Hub::builder()`, or a backplane's).
     pub fn with_hub_builder(mut config: Config, builder: sse_core::hub::HubBuilder) -> Self {
         config.workers = config.workers.max(1);
+        let config_max_batches = config.max_batches;
         let hub = builder
             .heartbeat(config.heartbeat)
             .max_subscriptions_per_user(config.max_streams_per_user.max(1))
@@ -258,6 +267,7 @@ impl ResumeScreener {
                 users: Mutex::new(HashMap::new()),
                 next_generation: AtomicU64::new(1),
                 next_batch: AtomicU64::new(1),
+                admission: Admission::new(1, config_max_batches),
             }),
         }
     }

@@ -805,3 +805,39 @@ async fn a_file_name_with_a_line_break_is_refused_with_a_4xx_saying_why_never_dr
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_beyond_the_servers_limit_get_503_until_one_ends() {
+    within(async {
+        let s = start(Config {
+            workers: 1,
+            max_batches: 1,
+            file_delay: Duration::from_millis(150),
+            ..Config::default()
+        })
+        .await;
+        let mut tab = open(&s, "alice", ALICE, None).await;
+        let (st, _) = upload(&s, ALICE, Some(DESCRIPTION), vec![strong(), weak()]).await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+        // Bob has no batch running, but the server is at its limit.
+        let (st, refused) = upload(&s, BOB, Some(DESCRIPTION), vec![weak()]).await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+        assert!(
+            refused["error"].as_str().unwrap().contains("busy"),
+            "{refused}"
+        );
+        tab.until_completed().await;
+        // The slot is released when the batch ends (just after its last event).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (st, body) = upload(&s, BOB, Some(DESCRIPTION), vec![weak()]).await;
+            if st == StatusCode::ACCEPTED {
+                break;
+            }
+            assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+            assert!(std::time::Instant::now() < deadline, "still refused");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
