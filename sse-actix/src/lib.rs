@@ -289,8 +289,11 @@ impl ResponseError for SubscribeRejection {
         compat::status(sse_core::http::status_for(&self.0))
     }
 
+    /// The refusal's response. Logs it once, with its status and reason (see
+    /// [`sse_core::http::log_refusal`]).
     fn error_response(&self) -> HttpResponse<BoxBody> {
         let (status, headers, body) = sse_core::http::error_response_parts(&self.0);
+        sse_core::http::log_refusal(&self.0, status);
         let mut res = HttpResponse::new(compat::status(status));
         for (name, value) in &headers {
             if let Some((name, value)) = compat::header(name, value) {

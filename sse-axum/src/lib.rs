@@ -191,8 +191,11 @@ impl std::error::Error for SubscribeRejection {
 }
 
 impl IntoResponse for SubscribeRejection {
+    /// The refusal's response. Logs it once, with its status and reason (see
+    /// [`sse_core::http::log_refusal`]).
     fn into_response(self) -> Response {
         let (status, headers, body) = sse_core::http::error_response_parts(&self.0);
+        sse_core::http::log_refusal(&self.0, status);
         let mut res = Response::new(Body::from(body));
         *res.status_mut() = status;
         res.headers_mut().extend(headers);

@@ -40,6 +40,14 @@ pub trait FrameSource: Unpin {
         buf: &mut BytesMut,
         max: usize,
     ) -> Poll<Option<usize>>;
+
+    /// When the oldest live event among the frames the last [`poll_fill`](Self::poll_fill)
+    /// appended was published, if the source knows (`None` by default). With the `metrics`
+    /// feature, [`SseBody`] records its age as the chunk leaves (the hub's
+    /// `sse_delivery_latency_seconds`); a [`Subscription`] knows it only with that feature.
+    fn oldest_appended(&self) -> Option<Instant> {
+        None
+    }
 }
 
 impl FrameSource for Subscription {
@@ -50,6 +58,10 @@ impl FrameSource for Subscription {
         max: usize,
     ) -> Poll<Option<usize>> {
         Subscription::poll_fill(self, cx, buf, max)
+    }
+
+    fn oldest_appended(&self) -> Option<Instant> {
+        self.oldest_appended()
     }
 }
 
@@ -69,19 +81,35 @@ impl IntoFrame for Frame {
 }
 
 impl IntoFrame for Event<'_> {
+    /// The encoded event; an invalid one is logged (a `tracing` warning with the error, never
+    /// the event's content) and replaced by a comment.
     fn into_frame(self) -> Frame {
         match self.encode() {
             Ok(f) => f,
-            Err(e) => Frame::comment(&format!("event dropped: {e}")),
+            Err(e) => {
+                tracing::warn!(
+                    error = e.to_string(),
+                    "user stream yielded an invalid event: sent as a comment"
+                );
+                Frame::comment(&format!("event dropped: {e}"))
+            }
         }
     }
 }
 
 impl<T: IntoFrame, E: std::fmt::Display> IntoFrame for Result<T, E> {
+    /// `Ok`: its frame. `Err`: logged (a `tracing` warning with the error's text) and sent as a
+    /// comment naming it.
     fn into_frame(self) -> Frame {
         match self {
             Ok(t) => t.into_frame(),
-            Err(e) => Frame::comment(&format!("event dropped: {e}")),
+            Err(e) => {
+                tracing::warn!(
+                    error = e.to_string(),
+                    "user stream yielded an error: sent as a comment"
+                );
+                Frame::comment(&format!("event dropped: {e}"))
+            }
         }
     }
 }
@@ -94,6 +122,10 @@ impl<T: FrameSource + ?Sized> FrameSource for Box<T> {
         max: usize,
     ) -> Poll<Option<usize>> {
         (**self).poll_fill(cx, buf, max)
+    }
+
+    fn oldest_appended(&self) -> Option<Instant> {
+        (**self).oldest_appended()
     }
 }
 
@@ -348,8 +380,20 @@ impl<S: FrameSource> SseBody<S> {
         if self.buf.is_empty() {
             return Poll::Ready(None);
         }
-        if self.heartbeat.is_some() {
-            self.last_activity = Instant::now();
+        // One clock read per chunk, shared by the heartbeat and the latency histogram.
+        #[cfg(feature = "metrics")]
+        let oldest = self.source.oldest_appended();
+        #[cfg(not(feature = "metrics"))]
+        let oldest: Option<Instant> = None;
+        if self.heartbeat.is_some() || oldest.is_some() {
+            let now = Instant::now();
+            if self.heartbeat.is_some() {
+                self.last_activity = now;
+            }
+            #[cfg(feature = "metrics")]
+            if let Some(at) = oldest {
+                crate::hub::record_delivery_latency(now.saturating_duration_since(at));
+            }
         }
         // Hand the whole buffer over instead of splitting it: a split would leave the idle body
         // holding the burst's allocation until the next chunk.

@@ -202,6 +202,23 @@ pub fn publish_status(err: &PublishError) -> StatusCode {
     }
 }
 
+/// Logs a refused subscribe once, where an adapter turns it into a response: a `tracing`
+/// event `subscribe refused` with the fields `status` (the HTTP status) and `reason` (the
+/// error's message; never a user key, a token or a client's `Last-Event-ID`). At `info` for
+/// 429 and 5xx (limits reached, overload, shutdown, backplane outage), at `debug` for the
+/// others (204 finished, 404, 401, 403, 400), which are a client's business.
+///
+/// `sse-axum`, `sse-actix` and `sse-hyper` call it as they build a refusal's response;
+/// call it yourself if you build one by other means.
+pub fn log_refusal(err: &SubscribeError, status: StatusCode) {
+    let code = status.as_u16();
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+        tracing::info!(status = code, reason = %err, "subscribe refused");
+    } else {
+        tracing::debug!(status = code, reason = %err, "subscribe refused");
+    }
+}
+
 /// Status, headers and a one-line plain-text body for a refused subscribe. A 204 has no body;
 /// a 401 carries `WWW-Authenticate: Bearer`.
 pub fn error_response_parts(

@@ -96,9 +96,11 @@ where
     sse_core::StreamResponse::from_stream(stream).into_http()
 }
 
-/// The response for a refused subscribe; see [`sse_core::http::error_response_parts`].
+/// The response for a refused subscribe; see [`sse_core::http::error_response_parts`]. Logs
+/// the refusal once, with its status and reason (see [`sse_core::http::log_refusal`]).
 pub fn rejection(err: &SubscribeError) -> Response<Full<Bytes>> {
     let (status, headers, body) = sse_core::http::error_response_parts(err);
+    sse_core::http::log_refusal(err, status);
     let mut res = Response::new(Full::new(Bytes::from(body)));
     *res.status_mut() = status;
     res.headers_mut().extend(headers);
@@ -442,22 +444,41 @@ where
     let graceful = Graceful::new(hub);
     let mut conns = JoinSet::new();
     let mut signal = pin!(signal);
+    // Troubles are logged once when they start and once when they end, never per connection.
+    let mut failed_accepts = 0u64;
+    let mut refused = 0u64;
     loop {
         tokio::select! {
             () = &mut signal => break,
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
+                    if failed_accepts > 0 {
+                        tracing::info!(failed = failed_accepts, "accepting connections again");
+                        failed_accepts = 0;
+                    }
                     let permit = match &slots {
                         None => None,
                         Some(slots) => match Arc::clone(slots).try_acquire_owned() {
                             Ok(p) => Some(p),
                             Err(_) => {
+                                if refused == 0 {
+                                    tracing::warn!(
+                                        max_connections = options.max_connections,
+                                        refusal = ?options.refusal,
+                                        "connection cap reached: refusing new connections"
+                                    );
+                                }
+                                refused += 1;
                                 refuse(&refuser, &options, &refusing, tcp, &mut conns);
                                 continue;
                             }
                         },
                     };
+                    if refused > 0 {
+                        tracing::info!(refused, "below the connection cap again");
+                        refused = 0;
+                    }
                     let seen = Arc::new(AtomicBool::new(false));
                     let service = FirstRequest {
                         inner: service.clone(),
@@ -473,14 +494,42 @@ where
                         let _ = first_request_within(conn, head_timeout, &seen).await;
                     });
                 }
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(error) => {
+                    if failed_accepts == 0 {
+                        tracing::warn!(%error, "accepting a connection failed: retrying");
+                    }
+                    failed_accepts += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             },
         }
     }
     drop(listener);
+    reap(&mut conns);
+    tracing::info!(
+        connections = conns.len(),
+        deadline_ms = u64::try_from(options.shutdown_deadline.as_millis()).unwrap_or(u64::MAX),
+        "server shutdown begun"
+    );
     let clean = graceful.shutdown(options.shutdown_deadline).await;
+    reap(&mut conns);
+    let remaining = conns.len();
     conns.shutdown().await;
+    tracing::info!(
+        clean,
+        closed_at_deadline = remaining,
+        "server shutdown done"
+    );
     clean
+}
+
+/// Forgets the connection tasks that have finished, so that `conns.len()` counts open ones.
+fn reap(conns: &mut JoinSet<()>) {
+    for _ in 0..conns.len() {
+        if conns.try_join_next().is_none() {
+            break;
+        }
+    }
 }
 
 /// Runs `conn`; drops it (closing the connection) if no request reached the service within

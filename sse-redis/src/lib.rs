@@ -211,9 +211,9 @@ impl RedisBackplane {
             .map_err(ConnectError::Unreachable)?;
         let pool = ctx.config.pool_size.max(1);
         let mut writers = Vec::with_capacity(pool);
-        for _ in 0..pool {
+        for i in 0..pool {
             let (tx, rx) = mpsc::channel(ctx.config.queue.max(1));
-            runtime.spawn(writer::run(Arc::clone(&ctx), rx));
+            runtime.spawn(writer::run(Arc::clone(&ctx), rx, i));
             writers.push(tx);
         }
         let reader = Arc::new(ReaderState::default());

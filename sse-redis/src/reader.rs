@@ -91,6 +91,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, state: Arc<ReaderState>, hub: WeakHub) {
     let mut epoch: Option<Vec<u8>> = None;
     let mut check_all = true;
     let mut last_check = Instant::now();
+    let mut outage = crate::writer::Outage::default();
     loop {
         if state.is_closed() {
             return;
@@ -150,11 +151,13 @@ pub(crate) async fn run(ctx: Arc<Ctx>, state: Arc<ReaderState>, hub: WeakHub) {
                 Ok((c, id)) => {
                     backoff = MIN_BACKOFF;
                     state.client_id.store(id, Ordering::SeqCst);
+                    outage.connected("read", 0);
                     // Redis may have restarted without its data, or be another server.
                     check_all = true;
                     conn.insert(c)
                 }
-                Err(_) => {
+                Err(e) => {
+                    outage.failed("read", 0, &e, 1);
                     if pause(&state, &mut backoff, ctx.config.max_backoff).await {
                         return;
                     }
@@ -171,7 +174,8 @@ pub(crate) async fn run(ctx: Arc<Ctx>, state: Arc<ReaderState>, hub: WeakHub) {
                     // A topic found replaced is read from its start at once.
                     continue;
                 }
-                Err(_) => {
+                Err(e) => {
+                    outage.failed("read", 0, &e, 1);
                     conn = None;
                     state.client_id.store(0, Ordering::SeqCst);
                     if pause(&state, &mut backoff, ctx.config.max_backoff).await {
@@ -250,9 +254,19 @@ pub(crate) async fn run(ctx: Arc<Ctx>, state: Arc<ReaderState>, hub: WeakHub) {
                     }
                 }
             }
-            Ok(Err(_)) | Err(_) => {
-                // Lost, or silent too long: reconnect, then resume every topic from its last
-                // applied sequence (no duplicate, nothing lost that Redis kept).
+            Ok(Err(e)) => {
+                outage.failed("read", 0, &e, 1);
+                // Lost: reconnect, then resume every topic from its last applied sequence (no
+                // duplicate, nothing lost that Redis kept).
+                conn = None;
+                state.client_id.store(0, Ordering::SeqCst);
+                if pause(&state, &mut backoff, ctx.config.max_backoff).await {
+                    return;
+                }
+            }
+            Err(_) => {
+                outage.failed("read", 0, &"no answer in time", 1);
+                // Silent too long: as above.
                 conn = None;
                 state.client_id.store(0, Ordering::SeqCst);
                 if pause(&state, &mut backoff, ctx.config.max_backoff).await {

@@ -44,17 +44,65 @@ pub(crate) async fn connect(
     Ok(conn)
 }
 
-/// The loop of one publishing connection. Ends when the backplane is dropped.
-pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Job>) {
+/// An outage of one connection, logged once when it starts and once when it ends.
+#[derive(Debug, Default)]
+pub(crate) struct Outage {
+    /// Since when, while it lasts.
+    since: Option<Instant>,
+    /// Publishes (or reads) failed meanwhile.
+    failed: u64,
+}
+
+impl Outage {
+    /// Something failed; logs a warning if that starts an outage.
+    pub(crate) fn failed(
+        &mut self,
+        what: &'static str,
+        index: usize,
+        error: &dyn std::fmt::Display,
+        n: u64,
+    ) {
+        self.failed += n;
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+            tracing::warn!(
+                connection = what,
+                index,
+                %error,
+                "redis unavailable: reconnecting with backoff"
+            );
+        }
+    }
+
+    /// Connected; logs the end of the outage, if there was one.
+    pub(crate) fn connected(&mut self, what: &'static str, index: usize) {
+        if let Some(since) = self.since.take() {
+            tracing::info!(
+                connection = what,
+                index,
+                outage_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                failed = self.failed,
+                "redis reachable again"
+            );
+        }
+        self.failed = 0;
+    }
+}
+
+/// The loop of one publishing connection (`index` of the pool). Ends when the backplane is
+/// dropped.
+pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Job>, index: usize) {
     let mut conn: Option<MultiplexedConnection> = None;
     let mut backoff = MIN_BACKOFF;
     let mut retry_at = Instant::now();
+    let mut outage = Outage::default();
     let max_batch = ctx.config.max_batch.max(1);
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let c = match conn.as_mut() {
             Some(c) => c,
             None if Instant::now() < retry_at => {
+                outage.failed("publish", index, &"still reconnecting", batch.len() as u64);
                 fail(&ctx, batch.drain(..), "redis unreachable (reconnecting)");
                 continue;
             }
@@ -62,11 +110,13 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Job>) {
                 Ok(c) => {
                     backoff = MIN_BACKOFF;
                     ctx.stats.reconnect();
+                    outage.connected("publish", index);
                     conn.insert(c)
                 }
                 Err(e) => {
                     retry_at = Instant::now() + backoff;
                     backoff = (backoff * 2).min(ctx.config.max_backoff.max(MIN_BACKOFF));
+                    outage.failed("publish", index, &e, batch.len() as u64);
                     fail(&ctx, batch.drain(..), &format!("redis unreachable: {e}"));
                     continue;
                 }
@@ -76,6 +126,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>, mut rx: mpsc::Receiver<Job>) {
             // The connection is gone (or timed out): its fate is unknown, so a fresh one next
             // time, at once (Redis restarted) and then with backoff.
             conn = None;
+            outage.failed("publish", index, &e, batch.len() as u64);
             fail(&ctx, batch.drain(..), &format!("redis unavailable: {e}"));
         }
         batch.clear();

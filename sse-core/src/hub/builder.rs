@@ -129,6 +129,8 @@ impl HubBuilder {
 
     /// Builds the hub.
     pub fn build(self) -> Hub {
+        #[cfg(feature = "metrics")]
+        super::describe_metrics();
         let hub = Hub {
             inner: Arc::new(HubInner::new(self.config, self.access, self.backplane)),
         };

@@ -110,11 +110,17 @@ fn failed_event(reason: &str) -> Event<'_> {
 impl Drop for JobPublisher {
     fn drop(&mut self) {
         if !self.finished && !self.topic.is_finished() {
-            let reason = if std::thread::panicking() {
+            let panicked = std::thread::panicking();
+            let reason = if panicked {
                 "worker panicked before finishing the job"
             } else {
                 "worker ended without finishing the job"
             };
+            tracing::warn!(
+                job = self.id(),
+                panicked,
+                "job failed: its publisher was dropped without finishing it"
+            );
             // Handed over now, from any thread, in memory or to the backplane; nobody can wait
             // for the ack in a drop, and a topic finished meanwhile by someone else is fine.
             drop(self.topic.finish(failed_event(reason)));

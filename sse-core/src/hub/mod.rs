@@ -40,6 +40,56 @@
 //! topic still answers late clients with its final state (or 204) from a bounded set of
 //! tombstones ([`HubConfig::max_tombstones`]).
 //!
+//! # Metrics
+//!
+//! [`Hub::metrics`] returns a [`Metrics`] snapshot at any time. With the `metrics` feature the
+//! hub also pushes its values to the [`metrics`](https://docs.rs/metrics) facade **as they
+//! change** (no call to [`Hub::metrics`] is needed): install a recorder (for example
+//! `metrics-exporter-prometheus`) before building the hub. No metric has labels: per-topic
+//! labels would grow without bound. Gauges move by increments, so several hubs in one process
+//! add up; a recorder installed after a hub already holds topics misses what came before.
+//!
+//! | Name | Type | Unit | What |
+//! | --- | --- | --- | --- |
+//! | `sse_published_total` | counter | events | Events published (terminal events and events injected by a backplane included) |
+//! | `sse_delivered_total` | counter | frames | Frames delivered to subscriptions (replayed ones included) |
+//! | `sse_replayed_total` | counter | frames | Frames replayed to resuming subscriptions |
+//! | `sse_conflated_total` | counter | events | Events a slow subscriber skipped because a newer event with the same key replaced them |
+//! | `sse_dropped_total` | counter | events | Events a slow subscriber skipped under drop-oldest, or because they left the history |
+//! | `sse_gaps_total` | counter | notices | `gap` events sent |
+//! | `sse_slow_disconnects_total` | counter | subscriptions | Slow subscriptions ended under [`Policy::Disconnect`] |
+//! | `sse_subscribers` | gauge | subscriptions | Current subscriptions (a multi-topic one counts once) |
+//! | `sse_topics` | gauge | topics | Topics held (evicted ones' tombstones not included) |
+//! | `sse_history_bytes` | gauge | bytes | Bytes of encoded events held in all topics' histories |
+//! | `sse_delivery_latency_seconds` | histogram | seconds | From a live event's publish (its append to the topic's log) to the moment a response body ([`SseBody`](crate::SseBody)) hands the chunk holding it to the server; one sample per chunk, for the oldest live event in it. Replayed and snapshot frames are not counted |
+//! | `sse_subscriber_lag_events` | histogram | events | Events waiting for a subscription in a topic when it reads (one sample per topic read that finds at least one) |
+//!
+//! `describe_metrics` (with the feature) registers these descriptions and units with the
+//! recorder; [`HubBuilder::build`] calls it.
+//!
+//! # Logging
+//!
+//! The hub logs through the [`tracing`](https://docs.rs/tracing) facade (it installs no
+//! subscriber), with structured fields, never a payload, a user key or a client's raw
+//! `Last-Event-ID` (only its parsed position, or its length):
+//!
+//! | Level | Message | Fields |
+//! | --- | --- | --- |
+//! | debug | `subscribed` | `topic` (or `topics`), `resume` (`fresh`, `now`, `after:SEQ`, or `foreign` for an id this life of the topic never issued), `last_event_id_len`, `gap`, `subscribers` |
+//! | debug | `subscribed to an evicted finished topic` | `topic`, `resume`, `last_event_id_len`, `gap` |
+//! | debug | `slow subscriber: events skipped` | `topic` (or `topics`), `conflated`, `dropped`, `gaps`: counts since the last such line of the subscription (the first at once, then at most one per 10 s, and one when it ends) |
+//! | debug | `slow subscriber disconnected` | `topic`, `behind`, `queue` |
+//! | debug | `backplane unavailable: serving this node's copy` | `topic`, `error` |
+//! | debug | `evicting finished and idle topics` | `evicted` |
+//! | warn | `job failed: its publisher was dropped without finishing it` | `job`, `panicked` |
+//! | warn | `user stream yielded an error: sent as a comment` | `error` |
+//! | warn | `user stream yielded an invalid event: sent as a comment` | `error` |
+//! | info | `hub shutdown begun` | `subscribers`, `topics` |
+//! | info | `hub shutdown done` | `clean`, `remaining`, `elapsed_ms` |
+//!
+//! Refused subscribes are logged by the adapters, where the HTTP status is known. Nothing is
+//! logged per event or per delivered frame.
+//!
 //! # Example
 //!
 //! ```
@@ -96,6 +146,10 @@ pub use config::{HubConfig, Policy, TopicConfig};
 pub use cursor::{Cursor, Incarnation, Position, Seq};
 pub use error::{PublishError, SubscribeError};
 pub use job::JobPublisher;
+#[cfg(feature = "metrics")]
+pub use metrics::describe_metrics;
+#[cfg(feature = "metrics")]
+pub(crate) use metrics::record_delivery_latency;
 pub use metrics::Metrics;
 pub use options::{SubscribeOptions, TopicOptions};
 pub use publish::Topic;
@@ -225,8 +279,6 @@ impl Hub {
                 m.subscribers_per_topic.insert(name.to_string(), n);
             }
         }
-        #[cfg(feature = "metrics")]
-        ::metrics::gauge!("sse_topics").set(m.topics as f64);
         m
     }
 
@@ -260,22 +312,36 @@ impl Hub {
     /// subscription has been dropped or `deadline` passes; returns whether all were dropped.
     pub async fn shutdown(&self, deadline: Duration) -> bool {
         self.begin_shutdown();
-        let until = Instant::now() + deadline;
-        loop {
+        let started = Instant::now();
+        let until = started + deadline;
+        let clean = loop {
             if self.subscriber_count() == 0 {
-                return true;
+                break true;
             }
             if Instant::now() >= until {
-                return false;
+                break false;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        };
+        tracing::info!(
+            clean,
+            remaining = self.subscriber_count(),
+            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "hub shutdown done"
+        );
+        clean
     }
 
     /// Starts the shutdown without waiting: every subscription is woken and ends after its
     /// final frame.
     pub fn begin_shutdown(&self) {
-        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        if !self.inner.shutting_down.swap(true, Ordering::SeqCst) {
+            tracing::info!(
+                subscribers = self.subscriber_count(),
+                topics = self.topic_count(),
+                "hub shutdown begun"
+            );
+        }
         let topics: Vec<_> = self.inner.topics.read().values().cloned().collect();
         for t in topics {
             let wake = t.state.lock().take_waiters();

@@ -164,6 +164,7 @@ impl HubInner {
             incarnation,
         ));
         topics.insert(Arc::clone(&name), Arc::clone(&t));
+        self.counters.topic_added();
         drop(topics);
         // A new life of the topic: the previous one's final state no longer answers.
         self.tombstones.lock().remove(&name);
@@ -242,7 +243,9 @@ impl HubInner {
         let mut st = t.state.lock();
         if unused(t, &st) {
             st.removed = true;
-            topics.remove(&t.name);
+            if topics.remove(&t.name).is_some() {
+                self.counters.topic_removed();
+            }
         }
     }
 
@@ -272,6 +275,9 @@ impl HubInner {
             .filter(|t| t.expired(now, self.config.finished_ttl, self.config.idle_ttl))
             .cloned()
             .collect();
+        if !expired.is_empty() {
+            tracing::debug!(evicted = expired.len(), "evicting finished and idle topics");
+        }
         for t in expired {
             self.remove_topic(&t);
         }
@@ -331,7 +337,9 @@ impl HubInner {
             self.counters.sub_history(bytes);
             st.take_waiters()
         };
-        topics.remove(&t.name);
+        if topics.remove(&t.name).is_some() {
+            self.counters.topic_removed();
+        }
         drop(topics);
         for w in wake {
             w.wake();

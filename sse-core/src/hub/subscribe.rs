@@ -28,6 +28,33 @@ enum Start {
     Foreign,
 }
 
+impl std::fmt::Display for Start {
+    /// The parsed position, as logged: never the client's raw id.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Start::Fresh => f.write_str("fresh"),
+            Start::Now => f.write_str("now"),
+            Start::After(k) => write!(f, "after:{k}"),
+            Start::Foreign => f.write_str("foreign"),
+        }
+    }
+}
+
+/// Several topics' starts, as logged (`after:3,fresh`).
+struct Starts<'a>(&'a [Start]);
+
+impl std::fmt::Display for Starts<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, s) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            s.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
 /// The frames a new or resuming subscriber needs first from one topic.
 struct Initial {
     /// Index of the topic in the subscription.
@@ -98,7 +125,7 @@ impl Hub {
                     Some(Position::Seq(s)) => Some(s.seq),
                     _ => None,
                 };
-                if bp.prepare(name, after).await.is_err() {
+                if let Err(error) = bp.prepare(name, after).await {
                     // Degraded: serve this node's copy only if it holds all the client saw.
                     let local = self.get_topic(name).map(|t| t.last_seq());
                     let complete = match (after, local) {
@@ -107,8 +134,14 @@ impl Hub {
                         (Some(_), None) => false,
                     };
                     if !complete {
+                        // Refused with 503: the adapter logs the refusal.
                         return Err(SubscribeError::Unavailable);
                     }
+                    tracing::debug!(
+                        topic = name.as_str(),
+                        %error,
+                        "backplane unavailable: serving this node's copy"
+                    );
                 }
             }
         }
@@ -168,6 +201,10 @@ impl Hub {
         let mut topics: Vec<SubTopic> = Vec::with_capacity(shared.len());
         let mut initial: Vec<Initial> = Vec::new();
         let mut all_seen = true;
+        // What the subscribe log line says of each topic (only gathered when it is written).
+        let log = tracing::enabled!(tracing::Level::DEBUG);
+        let mut starts: Vec<Start> = Vec::new();
+        let mut gap_sent = false;
         let mut shared = shared.into_iter();
         while let Some(t) = shared.next() {
             let mut st = t.state.lock();
@@ -185,6 +222,9 @@ impl Hub {
                 }
             }
             let start = start_of(&t, &st, &opts, cursor.as_ref(), single);
+            if log {
+                starts.push(start);
+            }
             let placed = place(&t, &st, start);
             if placed
                 .initial
@@ -192,6 +232,7 @@ impl Hub {
                 .is_some_and(|(gap, _)| gap.is_some())
             {
                 self.inner.counters.gap(1);
+                gap_sent = true;
             }
             all_seen &= placed.saw_end;
             let head = st.last_seq + 1;
@@ -238,6 +279,26 @@ impl Hub {
             drop(sub);
             return Err(SubscribeError::Finished);
         }
+        if log {
+            let id_len = opts.last_event_id.as_deref().map(str::len);
+            match (&sub.topics[..], &starts[..]) {
+                ([t], [start]) => tracing::debug!(
+                    topic = &*t.topic.name,
+                    resume = %start,
+                    last_event_id_len = id_len,
+                    gap = gap_sent,
+                    subscribers = t.topic.state.lock().subscribers,
+                    "subscribed"
+                ),
+                _ => tracing::debug!(
+                    topics = ?opts.topics,
+                    resume = %Starts(&starts),
+                    last_event_id_len = id_len,
+                    gap = gap_sent,
+                    "subscribed"
+                ),
+            }
+        }
         for init in initial {
             sub.push_initial(init.index, init.gap, &init.entries, init.next);
         }
@@ -270,12 +331,23 @@ impl Hub {
             },
         };
         let mut pending = VecDeque::new();
-        match start {
+        let gap = match start {
             Start::After(k) if k >= term_seq => return Err(SubscribeError::Finished),
-            Start::After(k) => pending.push_back(gap_frame(name, Some(k), term_seq)),
-            Start::Foreign => pending.push_back(gap_frame(name, None, term_seq)),
-            Start::Fresh | Start::Now => {}
+            Start::After(k) => Some(gap_frame(name, Some(k), term_seq)),
+            Start::Foreign => Some(gap_frame(name, None, term_seq)),
+            Start::Fresh | Start::Now => None,
+        };
+        tracing::debug!(
+            topic = name,
+            resume = %start,
+            last_event_id_len = opts.last_event_id.as_deref().map(str::len),
+            gap = gap.is_some(),
+            "subscribed to an evicted finished topic"
+        );
+        if gap.is_some() {
+            self.inner.counters.gap(1);
         }
+        pending.extend(gap);
         if start != Start::Now {
             pending.extend(tomb.snapshot.iter().map(|e| e.frame.clone()));
         }

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
+use tokio::time::Instant;
 
 use super::config::Policy;
 use super::cursor::{put_id_line, put_position, write_composite, IdLine, Incarnation};
@@ -41,6 +42,54 @@ pub struct Subscription {
     pub(crate) state: SubState,
     /// Round-robin start, so one busy topic cannot starve the others.
     rr: usize,
+    /// When the oldest live event the last read delivered was published (for the body's
+    /// delivery latency).
+    #[cfg(feature = "metrics")]
+    oldest: Option<Instant>,
+    /// Slow-subscriber actions not yet logged: boxed, and only once the subscription has been
+    /// slow while debug logs are on, so that an idle subscription stays small.
+    slow: Option<Box<SlowLog>>,
+}
+
+/// What one read of the logs did, gathered for the counters, the logs and the metrics.
+#[derive(Debug, Default)]
+struct ReadStats {
+    delivered: u64,
+    replayed: u64,
+    conflated: u64,
+    dropped: u64,
+    gaps: u64,
+    /// When the oldest live event delivered was published.
+    #[cfg(feature = "metrics")]
+    oldest_live: Option<Instant>,
+}
+
+/// A slow subscriber's skipped events, aggregated for the log: the first action is logged at
+/// once, then at most one line per [`SLOW_LOG_EVERY`], and what remains when the subscription
+/// ends.
+#[derive(Debug, Default)]
+struct SlowLog {
+    conflated: u64,
+    dropped: u64,
+    gaps: u64,
+    /// When the last line was written.
+    logged: Option<std::time::Instant>,
+}
+
+/// Least time between two slow-subscriber log lines of one subscription.
+const SLOW_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl SlowLog {
+    fn pending(&self) -> bool {
+        self.conflated + self.dropped + self.gaps > 0
+    }
+}
+
+impl ReadStats {
+    /// Whether a slow-subscriber action happened.
+    fn slow(&self) -> bool {
+        self.conflated + self.dropped + self.gaps > 0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,12 +234,25 @@ impl Subscription {
             user,
             state,
             rr: 0,
+            #[cfg(feature = "metrics")]
+            oldest: None,
+            slow: None,
         }
     }
 
     /// The names of the subscribed topics.
     pub fn topics(&self) -> impl Iterator<Item = &str> {
         self.topics.iter().map(|t| &*t.topic.name)
+    }
+
+    /// When the oldest live event among the frames the last [`poll_fill`](Self::poll_fill)
+    /// appended was published: known with the `metrics` feature only (`None` otherwise, and
+    /// when those frames were all replays, snapshots or notices).
+    pub fn oldest_appended(&self) -> Option<Instant> {
+        #[cfg(feature = "metrics")]
+        return self.oldest;
+        #[cfg(not(feature = "metrics"))]
+        None
     }
 
     /// Whether the subscription has ended (it yields nothing more).
@@ -223,6 +285,10 @@ impl Subscription {
         buf: &mut BytesMut,
         max_bytes: usize,
     ) -> Poll<Option<usize>> {
+        #[cfg(feature = "metrics")]
+        {
+            self.oldest = None;
+        }
         let mut sink = BufSink {
             buf,
             max: max_bytes,
@@ -255,8 +321,8 @@ impl Subscription {
             SubState::Live => {}
         }
         let n = self.topics.len();
-        let mut delivered = 0u64;
-        let mut replayed = 0u64;
+        let mut stats = ReadStats::default();
+        let mut disconnect = false;
         for k in 0..n {
             if sink.full() {
                 break;
@@ -265,16 +331,25 @@ impl Subscription {
             if self.topics[i].done.get() {
                 continue;
             }
-            let outcome = self.read_topic(i, cx, sink, &mut delivered, &mut replayed);
-            if outcome == Outcome::Disconnect {
-                self.hub.counters.slow_disconnect(1);
-                self.finish();
+            if self.read_topic(i, cx, sink, &mut stats) == Outcome::Disconnect {
+                disconnect = true;
                 break;
             }
         }
         self.rr = (self.rr + 1) % n.max(1);
-        self.hub.counters.delivered(delivered);
-        self.hub.counters.replayed(replayed);
+        self.hub.counters.delivered(stats.delivered);
+        self.hub.counters.replayed(stats.replayed);
+        #[cfg(feature = "metrics")]
+        {
+            self.oldest = stats.oldest_live;
+        }
+        if stats.slow() {
+            self.note_slow(&stats);
+        }
+        if disconnect {
+            self.hub.counters.slow_disconnect(1);
+            self.finish();
+        }
         if self.state == SubState::Live && self.topics.iter().all(|t| t.done.get()) {
             self.finish();
         } else if self.state == SubState::Live && self.hub.is_shutting_down() && !sink.full() {
@@ -290,14 +365,64 @@ impl Subscription {
         self.release();
     }
 
+    /// Adds a read's slow-subscriber actions to the log's tally; writes a line if due.
+    fn note_slow(&mut self, stats: &ReadStats) {
+        if !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let slow = self.slow.get_or_insert_default();
+        slow.conflated += stats.conflated;
+        slow.dropped += stats.dropped;
+        slow.gaps += stats.gaps;
+        let now = std::time::Instant::now();
+        if slow
+            .logged
+            .is_none_or(|t| now.duration_since(t) >= SLOW_LOG_EVERY)
+        {
+            slow.logged = Some(now);
+            self.log_slow();
+        }
+    }
+
+    /// Writes the slow-subscriber actions not yet logged, and clears them.
+    fn log_slow(&mut self) {
+        let Some(slow) = self.slow.as_deref_mut() else {
+            return;
+        };
+        let SlowLog {
+            conflated,
+            dropped,
+            gaps,
+            ..
+        } = *slow;
+        slow.conflated = 0;
+        slow.dropped = 0;
+        slow.gaps = 0;
+        match &self.topics[..] {
+            [t] => tracing::debug!(
+                topic = &*t.topic.name,
+                conflated,
+                dropped,
+                gaps,
+                "slow subscriber: events skipped"
+            ),
+            topics => tracing::debug!(
+                topics = ?TopicNames(topics),
+                conflated,
+                dropped,
+                gaps,
+                "slow subscriber: events skipped"
+            ),
+        }
+    }
+
     /// Reads one topic's log under its lock.
     fn read_topic<S: Sink>(
         &self,
         i: usize,
         cx: &mut Context<'_>,
         sink: &mut S,
-        delivered: &mut u64,
-        replayed: &mut u64,
+        stats: &mut ReadStats,
     ) -> Outcome {
         let topics = &self.topics[..];
         let multi = topics.len() > 1;
@@ -310,7 +435,7 @@ impl Subscription {
             if let Some(term) = st.terminal.as_ref().filter(|t| sub.next.get() <= t.seq) {
                 sub.next.set(term.seq + 1);
                 emit(topics, term, multi, sink);
-                *delivered += 1;
+                stats.delivered += 1;
             }
             sub.done.set(true);
             return Outcome::Read;
@@ -330,6 +455,7 @@ impl Subscription {
                     let first = st.first_seq();
                     sink.frame(&gap_frame(&topic.name, None, first));
                     counters.gap(1);
+                    // Not a slow subscriber's doing: the backplane lost data (and says so).
                     next = first;
                     sub.next.set(next);
                 }
@@ -339,19 +465,24 @@ impl Subscription {
             st.register(sub.slot, cx.waker());
             return Outcome::Empty;
         }
+        #[cfg(feature = "metrics")]
+        super::metrics::record_lag(head - next);
         let first = st.first_seq();
         if next < first {
             // The events this subscriber needs left the history.
             if cfg.policy == Policy::Disconnect {
+                log_disconnect(topic, head - next, cfg.queue);
                 return Outcome::Disconnect;
             }
             sink.frame(&gap_frame(&topic.name, next.checked_sub(1), first));
             counters.gap(1);
             counters.dropped(first - next);
+            stats.gaps += 1;
+            stats.dropped += first - next;
             for e in st.snapshot_before(first) {
                 sub.next.set(e.seq + 1);
                 emit(topics, &e, multi, sink);
-                *delivered += 1;
+                stats.delivered += 1;
             }
             next = first;
         }
@@ -361,12 +492,17 @@ impl Subscription {
         // and is delivered whole.
         if head - next.max(sub.live_from) > queue {
             match cfg.policy {
-                Policy::Disconnect => return Outcome::Disconnect,
+                Policy::Disconnect => {
+                    log_disconnect(topic, head - next, cfg.queue);
+                    return Outcome::Disconnect;
+                }
                 Policy::DropOldest => {
                     let skip_to = (head - queue).max(next);
                     sink.frame(&gap_frame(&topic.name, next.checked_sub(1), skip_to));
                     counters.gap(1);
                     counters.dropped(skip_to - next);
+                    stats.gaps += 1;
+                    stats.dropped += skip_to - next;
                     next = skip_to;
                 }
                 Policy::Conflate => conflating = true,
@@ -398,9 +534,14 @@ impl Subscription {
             }
             sub.next.set(next);
             emit(topics, e, multi, sink);
-            *delivered += 1;
+            stats.delivered += 1;
             if e.seq < sub.live_from {
-                *replayed += 1;
+                stats.replayed += 1;
+            } else {
+                #[cfg(feature = "metrics")]
+                if stats.oldest_live.is_none_or(|t| e.at < t) {
+                    stats.oldest_live = Some(e.at);
+                }
             }
             if e.terminal {
                 sub.done.set(true);
@@ -410,6 +551,7 @@ impl Subscription {
         sub.next.set(next);
         drop(st);
         counters.conflated(conflated);
+        stats.conflated += conflated;
         Outcome::Read
     }
 
@@ -440,6 +582,9 @@ impl Subscription {
 
     /// Leaves every topic: frees the waker slots and the limits' counts.
     fn release(&mut self) {
+        if self.slow.as_deref().is_some_and(SlowLog::pending) {
+            self.log_slow();
+        }
         for t in self.topics.drain(..) {
             self.hub.leave_topic(&t.topic, t.slot);
         }
@@ -447,6 +592,27 @@ impl Subscription {
             self.hub.leave_user(&u);
         }
         self.hub.subscriber_released();
+    }
+}
+
+/// Logs a slow subscriber's disconnection (once per subscription: it ends).
+fn log_disconnect(topic: &TopicShared, behind: u64, queue: usize) {
+    tracing::debug!(
+        topic = &*topic.name,
+        behind,
+        queue,
+        "slow subscriber disconnected"
+    );
+}
+
+/// A subscription's topic names, as logged (escaped: `["a", "b"]`).
+struct TopicNames<'a>(&'a [SubTopic]);
+
+impl fmt::Debug for TopicNames<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|t| &*t.topic.name))
+            .finish()
     }
 }
 
