@@ -53,8 +53,9 @@ pub(crate) struct Request<'a> {
 
 /// What a front end sends back.
 pub(crate) enum Reply {
-    /// `200`, [`sse_core::http::stream_headers`], and the body.
-    Stream(Body),
+    /// `200`, [`sse_core::http::stream_headers`], and the body (boxed: a body is several
+    /// hundred bytes, the other replies a few dozen).
+    Stream(Box<Body>),
     /// `204` to a CORS preflight: [`CORS`] and [`PREFLIGHT`] headers.
     Preflight,
     /// A complete response (`content_type` is ignored when `body` is empty).
@@ -177,7 +178,7 @@ impl App {
         // down and this node cannot serve the client's position).
         let (parts, body) = sse_hyper::subscribe(&self.hub, opts).await.into_parts();
         match body {
-            SseResponseBody::Stream(body) => Reply::Stream(body),
+            SseResponseBody::Stream(body) => Reply::Stream(Box::new(body)),
             SseResponseBody::Full(full) => {
                 let body = match full.collect().await {
                     Ok(c) => c.to_bytes(),

@@ -164,7 +164,7 @@ async fn connection(mut io: TcpStream, app: Arc<App>) {
                 close |= !buf.is_empty() || http10;
                 buf = Vec::new();
                 let chunked = !http10;
-                let clean = Streaming::new(&mut io, body, stream_head(chunked), chunked).await;
+                let clean = Streaming::new(&mut io, *body, stream_head(chunked), chunked).await;
                 if !clean || close {
                     return;
                 }
