@@ -65,7 +65,7 @@ pub fn user_topic(user: &str) -> String {
     format!("user:{user}")
 }
 
-/// A job's state, as BullMQ names them in seed 001.
+/// A job's state, as BullMQ names them in the character-jobs report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -121,7 +121,7 @@ impl JobView {
     }
 }
 
-/// A seed 001 message: `{"type": kind, ...job, "timestamp"}`, sent as an unnamed event (the
+/// A character-jobs report message: `{"type": kind, ...job, "timestamp"}`, sent as an unnamed event (the
 /// frontends read them with `onmessage`).
 pub(crate) fn message(kind: &'static str, view: &JobView) -> Event<'static> {
     #[derive(Serialize)]

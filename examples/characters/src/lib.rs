@@ -1,6 +1,6 @@
 //! Character-creation and media (image) jobs with live progress over SSE, on actix-web: the app
-//! of seed 001 (one SSE connection per job instead of polling, plus one for all of a user's
-//! jobs) with the connection statistics of seed 002.
+//! of the character-jobs report (one SSE connection per job instead of polling, plus one for all of a user's
+//! jobs) with the connection statistics of the resume-screener report.
 //!
 //! ```text
 //! pub async fn serve(listener: std::net::TcpListener, config: Config) -> std::io::Result<()>
@@ -64,7 +64,7 @@
 //!
 //! # Messages
 //!
-//! As in seed 001: unnamed events (read with `onmessage`) whose JSON has a `type`:
+//! As in the character-jobs report: unnamed events (read with `onmessage`) whose JSON has a `type`:
 //! `connected` and `initial_status` (sent once per connection, without `id:`), then
 //! `job_update` with `jobId`, `jobType`, `status` (`waiting`, `active`, `completed`,
 //! `failed`), `progress`, `step`, `message`, `createdAt`/`startedAt`/`completedAt`/`failedAt`,

@@ -1,4 +1,4 @@
-//! End-to-end tests of the characters app (seeds 001 and 002): real servers on 127.0.0.1:0,
+//! End-to-end tests of the characters app (the character-jobs and resume-screener reports): real servers on 127.0.0.1:0,
 //! reqwest, and `sse_core::Decoder` for the streams.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -109,7 +109,10 @@ impl Sse {
 }
 
 fn data(e: &DecodedEvent) -> Value {
-    assert_eq!(e.event, "message", "seed 001 messages are unnamed: {e:?}");
+    assert_eq!(
+        e.event, "message",
+        "the character-jobs report messages are unnamed: {e:?}"
+    );
     serde_json::from_str(&e.data).unwrap()
 }
 

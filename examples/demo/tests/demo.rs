@@ -337,7 +337,7 @@ async fn paths_two_reports_share_go_to_the_app_that_owns_the_id_or_the_token() {
     tokio::time::timeout(TEST_TIMEOUT, async {
         let (base, client, stop, server) = start().await;
 
-        // A PDF job: its task stream at report 004's path is the PDF app's.
+        // A PDF job: its task stream at the image-to-3D report's path is the PDF app's.
         let res = client
             .post(format!("{base}/api/books/upload/"))
             .bearer_auth("demo-token")

@@ -1,6 +1,6 @@
 //! API keys and short-lived stream tokens.
 //!
-//! A browser's `EventSource` cannot send an `Authorization` header, and seed 004 put its API
+//! A browser's `EventSource` cannot send an `Authorization` header, and the image-to-3D report put its API
 //! key in the stream URL's query string — where it ends up in server and proxy access logs,
 //! browser history and `Referer` headers, valid for as long as the key is. This app never
 //! accepts an API key in a URL. Instead:

@@ -1,4 +1,4 @@
-//! Image-to-3D tasks with per-file progress over SSE, on hyper: the app behind seed 004's
+//! Image-to-3D tasks with per-file progress over SSE, on hyper: the app behind the image-to-3D report's
 //! SvelteKit frontend, with real work and without the API key in the stream URL.
 //!
 //! # Starting it

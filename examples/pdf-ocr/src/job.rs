@@ -76,12 +76,12 @@ fn char_count(text: &str) -> usize {
     text.trim().chars().count()
 }
 
-/// The task topic (field report 004's stream) of a job.
+/// The task topic (the image-to-3D report's stream) of a job.
 pub(crate) fn task_topic(job_id: &str) -> String {
     format!("task/{job_id}")
 }
 
-/// Publishes a job's events: the field report 000 events on the job topic, the field report 004
+/// Publishes a job's events: the PDF OCR report events on the job topic, the image-to-3D report
 /// events on its task topic. If it is dropped before [`Reporter::completed`] or
 /// [`Reporter::failed`] (the worker panicked or never ran), both topics end with an error, so no
 /// client waits forever.

@@ -1,4 +1,4 @@
-//! PDF upload with per-page OCR, streamed as Server-Sent Events (field reports 000 and 004).
+//! PDF upload with per-page OCR, streamed as Server-Sent Events (the PDF OCR report and 004).
 //!
 //! `cargo run -p sse-example-pdf-ocr`, then open <http://127.0.0.1:3001/>.
 //!
@@ -10,7 +10,7 @@
 //! | `GET /sample.pdf?pages=N` | a generated PDF with text on each page, to try the app with |
 //! | `POST /api/books/upload/` | multipart `pdf_file`, `title` (required), `author` (optional); `Authorization: Bearer <token>` |
 //! | `GET /api/books/jobs/{job_id}/events` | the job's events again: re-attach with `Last-Event-ID` (header or `lastEventId` query) |
-//! | `GET /api/v1/status/tasks/{job_id}/stream` | the same job as field report 004's task stream (`task_progress`, `file_update`, `task_completed`, `task_failed`) |
+//! | `GET /api/v1/status/tasks/{job_id}/stream` | the same job as the image-to-3D report's task stream (`task_progress`, `file_update`, `task_completed`, `task_failed`) |
 //! | `GET /api/books/{book_id}/` | a processed book with each page's text (JSON) |
 //!
 //! Stream endpoints also take the token as a `token` (or `access_token`, `api_key`) query

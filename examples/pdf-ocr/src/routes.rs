@@ -79,7 +79,7 @@ pub(crate) async fn job_events(
     stream(&app, job_id, user, last).await
 }
 
-/// `GET /api/v1/status/tasks/{task_id}/stream`: field report 004's view of the same job.
+/// `GET /api/v1/status/tasks/{task_id}/stream`: the image-to-3D report's view of the same job.
 pub(crate) async fn task_stream(
     State(app): State<PdfOcr>,
     Path(task_id): Path<String>,

@@ -1,4 +1,4 @@
-//! Resume screening with a per-user progress stream (field report 002), on axum.
+//! Resume screening with a per-user progress stream (the resume-screener report), on axum.
 //!
 //! A user submits a job description and a batch of resumes (PDF or plain text). A bounded pool
 //! of workers extracts each file's text; the batch is then ranked with BM25 over the

@@ -206,7 +206,7 @@ impl Reporter {
 
     /// Overall percent after `done` units of work plus `fraction` of the next: below 100 while
     /// work remains, 100 once every unit is done, so that the last `progress` event (before the
-    /// terminal `complete`) says 100 — seed 003's tracker moves its bar on `progress` only.
+    /// terminal `complete`) says 100 — the video-transcoding report's tracker moves its bar on `progress` only.
     fn overall(&self, done: usize, fraction: f64) -> u8 {
         let units = self.units.max(1);
         if done >= units {

@@ -1,4 +1,4 @@
-//! Video transcoding with live progress over SSE, on hyper: the service of seed 003, with what
+//! Video transcoding with live progress over SSE, on hyper: the service of the video-transcoding report, with what
 //! that report learned in production built in (`X-Accel-Buffering: no`, the first byte sent at
 //! once, 15 s heartbeat comments, a per-client cursor instead of a small buffer that blocks the
 //! emitter, and a final event that always reaches the client before the stream ends).
@@ -59,7 +59,7 @@
 //!
 //! # Events
 //!
-//! As in seed 003, every payload has `jobId`, `status`, `stage`, `progress` (overall, 0–100),
+//! As in the video-transcoding report, every payload has `jobId`, `status`, `stage`, `progress` (overall, 0–100),
 //! `message` and `details`:
 //!
 //! * `status`: the job's state when the client connected (no `id:`; not on a resume).

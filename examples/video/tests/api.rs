@@ -1,4 +1,4 @@
-//! End-to-end tests of the video app (seed 003): real servers on 127.0.0.1:0, reqwest, and
+//! End-to-end tests of the video app (the video-transcoding report): real servers on 127.0.0.1:0, reqwest, and
 //! `sse_core::Decoder` for the streams.
 //!
 //! With ffmpeg installed, generated and uploaded clips are really transcoded and the outputs
@@ -102,7 +102,7 @@ impl Sse {
                     self.ended = true;
                     self.dec.finish();
                 }
-                // A stream cut before its end (seed 003's ERR_INCOMPLETE_CHUNKED_ENCODING) fails.
+                // A stream cut before its end (the video-transcoding report's ERR_INCOMPLETE_CHUNKED_ENCODING) fails.
                 Ok(Err(e)) => panic!("stream failed: {e}"),
                 Err(_) => panic!("no event within 30 s"),
             }

@@ -1,4 +1,4 @@
-//! Character-creation and media jobs with SSE progress (seeds 001 and 002), on actix-web.
+//! Character-creation and media jobs with SSE progress (the character-jobs and resume-screener reports), on actix-web.
 //!
 //! ```text
 //! cargo run -p sse-example-characters            # http://127.0.0.1:8088

@@ -1,4 +1,4 @@
-//! Image-to-3D tasks with per-file SSE progress (seed 004), on hyper.
+//! Image-to-3D tasks with per-file SSE progress (the image-to-3D report), on hyper.
 //!
 //! ```text
 //! cargo run -p sse-example-image-to-3d --bin image-to-3d      # http://127.0.0.1:8094

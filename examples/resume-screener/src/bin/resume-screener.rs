@@ -1,4 +1,4 @@
-//! The resume screener (field report 002): `cargo run -p sse-example-resume-screener`.
+//! The resume screener (the resume-screener report): `cargo run -p sse-example-resume-screener`.
 //!
 //! Listens on `127.0.0.1:$PORT` (default 3004; `HOST` changes the address). Demo tokens:
 //! `alice-token`, `bob-token`. `RESUME_SCREENER_WORKERS` sets the worker pool's size and

@@ -1,4 +1,4 @@
-//! Video transcoding with SSE progress (seed 003), on hyper. Needs ffmpeg and ffprobe on
+//! Video transcoding with SSE progress (the video-transcoding report), on hyper. Needs ffmpeg and ffprobe on
 //! `PATH` (`apt-get install ffmpeg`); without them every job fails with an `error` event that
 //! says so.
 //!
