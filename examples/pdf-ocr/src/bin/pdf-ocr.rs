@@ -1,4 +1,4 @@
-//! The PDF OCR app (field reports 000 and 004): `cargo run -p sse-example-pdf-ocr`.
+//! The PDF OCR app (the PDF OCR and image-to-3D reports): `cargo run -p sse-example-pdf-ocr`.
 //!
 //! Listens on `127.0.0.1:$PORT` (default 3001; `HOST` changes the address). See
 //! the `sse_example_pdf_ocr` crate for the endpoints and the settings read from the environment;
