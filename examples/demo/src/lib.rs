@@ -35,12 +35,14 @@
 pub mod proxy;
 
 use std::future::Future;
+use std::sync::OnceLock;
 
 use axum::extract::Request;
 use axum::http::{header, StatusCode, Uri};
-use axum::response::{Html, Redirect, Response};
+use axum::response::{Html, IntoResponse as _, Redirect, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sse_examples_support::{request_token, TokenSources};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -115,8 +117,39 @@ pub struct Apps {
     pub image_to_3d: Upstream,
 }
 
-/// The demo's router: the index page, the PDF app in-process, the others through their
-/// [`Upstream`]s.
+/// The process's Prometheus recorder: installed once, the first time it is asked for, as the
+/// global `metrics` recorder that every hub of the process reports to (their gauges, counters
+/// and histograms; see `sse_core::hub` for the names). `None` if another recorder was
+/// installed first.
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok().map(|()| handle)
+        })
+        .as_ref()
+}
+
+/// `GET /metrics`: every hub's metrics in Prometheus' text format.
+async fn metrics_text() -> Response {
+    match prometheus() {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "another metrics recorder is installed in this process\n",
+        )
+            .into_response(),
+    }
+}
+
+/// The demo's router: the index page, `/metrics`, the PDF app in-process, the others through
+/// their [`Upstream`]s.
 pub fn router(apps: &Apps) -> Router {
     let Apps {
         pdf,
@@ -141,6 +174,7 @@ pub fn router(apps: &Apps) -> Router {
     };
     let mut router = Router::new()
         .route("/", get(|| async { Html(INDEX) }))
+        .route("/metrics", get(metrics_text))
         .route("/pdf", get(|| async { Redirect::temporary("/pdf/") }))
         .nest("/pdf/", pdf.router())
         .route("/api/books/{*rest}", to_pdf);
@@ -267,6 +301,8 @@ pub async fn run(
     config: DemoConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Before any hub exists, so that every hub's gauges start from the recorder's zero.
+    let _ = prometheus();
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;

@@ -110,6 +110,14 @@ async fn every_app_on_one_port() {
             StatusCode::NOT_FOUND
         );
 
+        // Prometheus: every hub of the process reports to /metrics.
+        let res = get("/metrics").await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+
         // PDF: the page's relative path and the field report's absolute one.
         for path in ["/pdf/api/books/upload/", "/api/books/upload/"] {
             let res = client
@@ -126,6 +134,18 @@ async fn every_app_on_one_port() {
             assert_eq!(last.1, "completed", "{path}");
             assert_eq!(last.2["total_pages"], 2);
         }
+
+        // The two PDF jobs passed through the hub: its counters and gauges are in the scrape.
+        let scrape = get("/metrics").await.unwrap().text().await.unwrap();
+        for name in ["sse_published_total", "sse_delivered_total", "sse_topics"] {
+            assert!(scrape.contains(name), "{name} in /metrics:\n{scrape}");
+        }
+        let published: f64 = scrape
+            .lines()
+            .find_map(|l| l.strip_prefix("sse_published_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("sse_published_total has a value");
+        assert!(published >= 2.0, "{published}");
 
         // Characters, through the proxy: a job's stream arrives event by event, not at the end.
         let res = client
