@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-mod log_capture;
+use sse_testkit::logs as log_capture;
 
 use common::{get, start, Reader};
 use sse_core::Hub;

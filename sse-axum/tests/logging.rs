@@ -3,7 +3,7 @@
 //! a token or a client's raw `Last-Event-ID`.
 #![allow(clippy::unwrap_used)]
 
-mod log_capture;
+use sse_testkit::logs as log_capture;
 
 use std::net::SocketAddr;
 

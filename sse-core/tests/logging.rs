@@ -2,7 +2,7 @@
 //! subscribers in aggregate (never a line per event), and shutdown.
 #![allow(clippy::unwrap_used)]
 
-mod log_capture;
+use sse_testkit::logs as log_capture;
 
 use std::task::{Context, Poll};
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! subscriber while `sse_hyper::serve_with` answers a real client on 127.0.0.1.
 #![allow(clippy::unwrap_used)]
 
-mod log_capture;
+use sse_testkit::logs as log_capture;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -3,7 +3,7 @@
 //! publish or retry; captured by a real `tracing` subscriber, with a real `redis-server`.
 #![allow(clippy::unwrap_used)]
 
-mod log_capture;
+use sse_testkit::logs as log_capture;
 
 use std::time::{Duration, Instant};
 

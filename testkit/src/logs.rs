@@ -1,8 +1,8 @@
-//! Captures this test binary's `tracing` events as JSON lines, through a real
+//! Captures a test binary's `tracing` events as JSON lines, through a real
 //! `tracing-subscriber` installed as the global default (so that events from any thread,
 //! server tasks and worker threads included, are seen). Tests that read the capture run one
 //! at a time: [`start`] holds a lock until the returned [`Capture`] is dropped.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
