@@ -10,12 +10,14 @@
 //!   de-chunk and decode the body.
 //! - [`sse`]: reading a streaming response body with [`sse_core::Decoder`], chunk by chunk,
 //!   event by event, each read bounded by a timeout.
+//! - [`minimal`]: the checks the three minimal examples share.
 //! - [`logs`]: capturing the project's `tracing` events as JSON in a test binary.
 //! - [`conformance`]: the one suite every adapter runs against its standard app.
 
 pub mod browser;
 pub mod conformance;
 pub mod logs;
+pub mod minimal;
 pub mod raw;
 pub mod redis;
 pub mod sse;
